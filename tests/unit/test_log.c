@@ -115,7 +115,7 @@ test_quote(void **state)
 	assert_string_equal(log_quote(q, sizeof(q), "two words"), "\"two words\"");
 	assert_string_equal(log_quote(q, sizeof(q), "a\"b\\c\n"), "\"a\\\"b\\\\c\\x0a\"");
 	assert_string_equal(log_quote(q, sizeof(q), ""), "\"\"");
-	assert_string_equal(log_quote(q, 6, "hello world"), "\"hell");
+	assert_string_equal(log_quote(q, 6, "hello world"), "\"hel\"");
 }
 
 static void
