@@ -21,13 +21,15 @@
  * cut silently at 50 bytes; `key: value` is accepted as well; only the
  * first malformed line is reported; and its knobs are process-wide
  * globals, unsafe for a reload running beside other threads. The reader
- * below is about sixty lines; the rules it implements are DESIGN §5's.
+ * here (parse_buffer, section_header, key_value) is a page of code and
+ * implements DESIGN §5's rules exactly.
  *
  * What it must never do: echo a value in an error message (values may be
  * secrets; only names are quoted: keys, sections, env variables, paths,
  * params), leave secret bytes in memory it frees (the file buffer and the
  * line buffer are wiped), or keep global state (a reload may run on any
- * thread).
+ * thread; the one exception is outside our hands: cJSON notes its last
+ * parse error in a global, which this module never reads).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -513,6 +515,11 @@ static const struct key recipe_keys[] = {
 #undef R
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* struct section keeps per-key state in arrays of MAX_KEYS. */
+_Static_assert(NKEYS(slack_keys) <= MAX_KEYS && NKEYS(store_keys) <= MAX_KEYS &&
+    NKEYS(listener_keys) <= MAX_KEYS && NKEYS(app_keys) <= MAX_KEYS &&
+    NKEYS(recipe_keys) <= MAX_KEYS, "raise MAX_KEYS");
 
 /* ---- value types: parse, free, compare -------------------------------- */
 
@@ -1354,7 +1361,7 @@ equal_bind(const void *a, const void *b)
 	return strcmp(((const struct config_bind *)a)->v, ((const struct config_bind *)b)->v) == 0;
 }
 
-/* What a field is unset looks like, per type: "line == 0 and nothing parsed". */
+/* Per type: how to parse a value, free a field, and compare two fields. */
 static const struct type_ops {
 	parse_fn parse;
 	void (*free)(void *field);
@@ -1430,16 +1437,16 @@ struct section_kind {
 	void (*check)(struct loader *L, struct section *s);
 };
 
-static void check_slack(struct loader *L, struct section *s);
+static void check_plain(struct loader *L, struct section *s);
 static void check_listener(struct loader *L, struct section *s);
 static void check_app(struct loader *L, struct section *s);
 static void check_recipe(struct loader *L, struct section *s);
 
 static const struct section_kind section_kinds[] = {
 	{ "slack", S_SINGLE, slack_keys, NKEYS(slack_keys), offsetof(struct config, slack),
-	  offsetof(struct config_slack, line), check_slack },
+	  offsetof(struct config_slack, line), check_plain },
 	{ "store", S_SINGLE, store_keys, NKEYS(store_keys), offsetof(struct config, store),
-	  offsetof(struct config_store, line), check_slack },
+	  offsetof(struct config_store, line), check_plain },
 	{ "listener", S_SINGLE, listener_keys, NKEYS(listener_keys), offsetof(struct config, listener),
 	  offsetof(struct config_listener, line), check_listener },
 	{ "app", S_APP, app_keys, NKEYS(app_keys), 0,
@@ -1727,7 +1734,7 @@ check_keys(struct loader *L, struct section *s, int auth)
 }
 
 static void
-check_slack(struct loader *L, struct section *s)
+check_plain(struct loader *L, struct section *s)
 {
 	check_keys(L, s, -1);
 }

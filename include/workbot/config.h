@@ -13,9 +13,9 @@
  * so any number of threads may read it without locks. SIGHUP reload parses
  * a fresh config and swaps the pointer; the old one may be freed only when
  * no thread still reads it (that is the swapper's business, not this
- * module's). config_load() itself may run on any thread, one load at a time
- * per process is not required: it keeps no global state (it reads the
- * environment with getenv(), so nobody may call setenv() meanwhile).
+ * module's). config_load() may run on any thread, even two at once: it
+ * keeps no state between calls (it reads the environment with getenv(), so
+ * nobody may call setenv() meanwhile).
  *
  * The structs below are read-only data. Each value is wrapped with the line
  * it was set on (`.v` the value, `.line` the line; line 0 means the value is

@@ -28,13 +28,14 @@ struct template_part {
 	size_t end;		/* offset just past the part */
 };
 
-/* Return 0 to go on, anything else to stop the scan with that value. */
+/* Return 0 to go on, or a positive value to stop the scan with it. */
 typedef int (*template_fn)(void *arg, const struct template_part *part);
 
 /*
- * Calls `fn` for each part of `tmpl` in order. Returns 0, fn's non-zero
- * value, or -1 with `*err` set to a static description of a malformed
- * placeholder (and `*err_off` to its offset) — checked before any callback,
+ * Calls `fn` (NULL: only validate) for each part of `tmpl` in order.
+ * Returns 0, fn's positive value, or -1 with `*err` set to a static
+ * description of a malformed placeholder and `*err_off` to its offset (each
+ * may be NULL). The whole template is checked before the first callback,
  * so a malformed template never produces a partial rendering.
  */
 int template_scan(const char *tmpl, template_fn fn, void *arg,

@@ -276,6 +276,28 @@ test_crlf_bom(void **state)
 	config_free(cfg);
 }
 
+/* `ca_file =` means none (DESIGN §5's example); a set one must be readable. */
+static void
+test_ca_file(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok("[slack]\napp_token = env:WB_APP\nbot_token = env:WB_BOT\nca_file =\n"
+	    "[store]\npath = /p\nkey_file = /k\n");
+	assert_null(cfg->slack.ca_file.v);
+	config_free(cfg);
+	write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+	cfg = load_ok("[slack]\napp_token = env:WB_APP\nbot_token = env:WB_BOT\nca_file = ca.pem\n"
+	    "[store]\npath = /p\nkey_file = /k\n");
+	assert_string_equal(cfg->slack.ca_file.v, "ca.pem");
+	assert_int_equal(cfg->slack.ca_file.line, 4);
+	config_free(cfg);
+	expect_error("[slack]\napp_token = env:WB_APP\nbot_token = env:WB_BOT\nca_file = .\n"
+	    "[store]\npath = /p\nkey_file = /k\n",
+	    "t.conf:4: [slack] ca_file: . is not a regular file");
+}
+
 static const struct bad {
 	const char *text;
 	const char *msg;
@@ -912,6 +934,7 @@ main(void)
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_verbatim),
 		cmocka_unit_test(test_crlf_bom),
+		cmocka_unit_test(test_ca_file),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_line_too_long),
 		cmocka_unit_test(test_all_errors),
