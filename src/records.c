@@ -246,18 +246,27 @@ check_id(const char *what, const char *s, size_t max, char *err, size_t errsz)
 	return 0;
 }
 
+/* "team:user:app". Built by hand: it is on every lookup's path, snprintf is not cheap. */
 static int
 conn_key(const char *team, const char *user, const char *app, char key[CONN_KEY_MAX + 1],
     size_t *klen, char *err, size_t errsz)
 {
-	int n;
+	size_t lt, lu, la;
 
 	if (check_id("team", team, RECORDS_ID_MAX, err, errsz) != 0 ||
 	    check_id("user", user, RECORDS_ID_MAX, err, errsz) != 0 ||
 	    check_id("app", app, RECORDS_ID_MAX, err, errsz) != 0)
 		return -1;
-	n = snprintf(key, CONN_KEY_MAX + 1, "%s:%s:%s", team, user, app);
-	*klen = (size_t)n;
+	lt = strlen(team);
+	lu = strlen(user);
+	la = strlen(app);
+	memcpy(key, team, lt);
+	key[lt] = ':';
+	memcpy(key + lt + 1, user, lu);
+	key[lt + 1 + lu] = ':';
+	memcpy(key + lt + 2 + lu, app, la);
+	key[lt + 2 + lu + la] = '\0';
+	*klen = lt + 2 + lu + la;
 	return 0;
 }
 
@@ -368,7 +377,7 @@ conn_hdr_write(unsigned char *p, unsigned state, int64_t created, int64_t update
 }
 
 static void
-conn_fill(struct records_conn *c, const struct conn_hdr *h)
+conn_fill(struct records_conn *c, const struct conn_hdr *h, const struct vault *v)
 {
 	memcpy(c->account, h->account, h->alen);
 	c->account[h->alen] = '\0';
@@ -376,7 +385,11 @@ conn_fill(struct records_conn *c, const struct conn_hdr *h)
 	c->created = h->created;
 	c->updated = h->updated;
 	c->last_used = 0;
-	vault_key_id_to_hex(h->key_id, c->key_id);
+	/* Nearly always the current key: reuse its hex. */
+	if (memcmp(h->key_id, vault_key_id(v), VAULT_KEY_ID_LEN) == 0)
+		memcpy(c->key_id, vault_key_id_hex(v), VAULT_KEY_ID_HEX);
+	else
+		vault_key_id_to_hex(h->key_id, c->key_id);
 }
 
 /*
@@ -833,7 +846,7 @@ touch_forget(struct records *r, const char *key, size_t klen)
 		if (t->klen == klen && memcmp(t->key, key, klen) == 0) {
 			*pp = t->next;
 			free(t);
-			r->ntouches--;
+			__atomic_store_n(&r->ntouches, r->ntouches - 1, __ATOMIC_RELEASE);
 			break;
 		}
 	}
@@ -869,7 +882,7 @@ records_touch(struct records *r, const char *team, const char *user, const char 
 	memcpy(t->key, key, klen);
 	t->next = r->touches[b];
 	r->touches[b] = t;
-	r->ntouches++;
+	__atomic_store_n(&r->ntouches, r->ntouches + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->touch_mu);
 	return 0;
 }
@@ -928,7 +941,7 @@ records_flush_touches(struct records *r, size_t *written, char *err, size_t errs
 		}
 		r->touches[i] = NULL;
 	}
-	r->ntouches = 0;
+	__atomic_store_n(&r->ntouches, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&r->touch_mu);
 
 	if (written != NULL)
@@ -961,8 +974,11 @@ last_used(struct records *r, struct store_txn *t, const char *key, size_t klen)
 
 	if (store_get(t, STORE_DB_LASTUSED, key, klen, &v, &vlen, NULL, 0) == 1 && vlen == 8)
 		when = be64_get(v);
+	/* Most reads find the buffer empty: skip the lock then (a use racing in is not lost, just not shown yet). */
+	if (__atomic_load_n(&r->ntouches, __ATOMIC_ACQUIRE) == 0)
+		return when;
 	pthread_mutex_lock(&r->touch_mu);
-	mem = r->ntouches ? touch_lookup_locked(r, key, klen) : 0;
+	mem = touch_lookup_locked(r, key, klen);
 	pthread_mutex_unlock(&r->touch_mu);
 	return mem > when ? mem : when;
 }
@@ -1106,7 +1122,7 @@ records_conn_get(struct records *r, const char *team, const char *user, const ch
 	if (hdr != NULL) {
 		if (split_key(key, klen, &c) != 0)
 			abort();	/* conn_key() made it: broken invariant */
-		conn_fill(&c, &h);
+		conn_fill(&c, &h, r->vault);
 		c.last_used = last_used(r, t, key, klen);
 	}
 	store_read_end(t);
@@ -1268,7 +1284,7 @@ list_fn(const void *key, size_t klen, const void *val, size_t vlen, void *arg, c
 	    (c->f->user && strcmp(c->f->user, e.user) != 0) ||
 	    (c->f->app && strcmp(c->f->app, e.app) != 0)))
 		return STORE_ITER_NEXT;
-	conn_fill(&e, &h);
+	conn_fill(&e, &h, c->r->vault);
 	e.last_used = last_used(c->r, c->t, key, klen);
 	if (c->n == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 16;

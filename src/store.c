@@ -57,13 +57,21 @@ static const char *const db_names[STORE_DB_COUNT] = {
 	[STORE_DB_LASTUSED]    = "lastused",
 };
 
+/*
+ * Idle read transactions sit in slots taken and filled with atomic
+ * exchanges, no mutex: each thread starts at its own slot, so threads that
+ * read in turn keep reusing "their" slot and do not share a cache line.
+ */
+struct pool_slot {
+	struct store_txn *txn;
+	char              pad[64 - sizeof(struct store_txn *)];
+};
+
 struct store {
 	MDB_env          *env;
 	MDB_dbi           dbi[STORE_DB_COUNT];
 	pthread_rwlock_t  maplock;	/* shared: any txn; exclusive: remap */
-	pthread_mutex_t   poolmu;
-	struct store_txn *pool[STORE_POOL_MAX];
-	size_t            npool;
+	struct pool_slot  pool[STORE_POOL_MAX];
 	size_t            map_max;	/* growth bound, under maplock */
 	char             *dir;
 };
@@ -86,6 +94,8 @@ static bool store_is_open;
 /* Per thread: how deep this thread holds maplock shared, and whether it writes. */
 static __thread int tls_shared;
 static __thread bool tls_writing;
+static __thread unsigned tls_slot_hint;	/* 0: not assigned yet */
+static unsigned slot_counter;
 
 static void __attribute__((format(printf, 3, 4)))
 seterr(char *err, size_t errsz, const char *fmt, ...)
@@ -357,7 +367,6 @@ store_open(const char *dir, size_t map_size, int flags, struct store **out, char
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&s->maplock, &attr);
 	pthread_rwlockattr_destroy(&attr);
-	pthread_mutex_init(&s->poolmu, NULL);
 
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
@@ -403,13 +412,15 @@ store_close(struct store *s)
 
 	if (s == NULL)
 		return;
-	for (i = 0; i < s->npool; i++) {
-		mdb_txn_abort(s->pool[i]->txn);
-		free(s->pool[i]);
+	for (i = 0; i < STORE_POOL_MAX; i++) {
+		struct store_txn *t = s->pool[i].txn;
+		if (t != NULL) {
+			mdb_txn_abort(t->txn);
+			free(t);
+		}
 	}
 	if (s->env != NULL)
 		mdb_env_close(s->env);
-	pthread_mutex_destroy(&s->poolmu);
 	pthread_rwlock_destroy(&s->maplock);
 	free(s->dir);
 	free(s);
@@ -459,16 +470,45 @@ store_lmdb_version(void)
 
 /* ---- read transactions ---- */
 
+static unsigned
+slot_hint(void)
+{
+	if (tls_slot_hint == 0)
+		tls_slot_hint = __atomic_add_fetch(&slot_counter, 1, __ATOMIC_RELAXED) | 0x80000000u;
+	return tls_slot_hint & 0x7fffffffu;
+}
+
 static struct store_txn *
 pool_pop(struct store *s)
 {
-	struct store_txn *t = NULL;
+	unsigned h = slot_hint(), i;
+	struct store_txn *t;
 
-	pthread_mutex_lock(&s->poolmu);
-	if (s->npool > 0)
-		t = s->pool[--s->npool];
-	pthread_mutex_unlock(&s->poolmu);
-	return t;
+	for (i = 0; i < STORE_POOL_MAX; i++) {
+		struct pool_slot *slot = &s->pool[(h + i) % STORE_POOL_MAX];
+		if (__atomic_load_n(&slot->txn, __ATOMIC_RELAXED) == NULL)
+			continue;
+		t = __atomic_exchange_n(&slot->txn, NULL, __ATOMIC_ACQUIRE);
+		if (t != NULL)
+			return t;
+	}
+	return NULL;
+}
+
+/* 0 if parked, -1 if every slot is full. */
+static int
+pool_push(struct store *s, struct store_txn *t)
+{
+	unsigned h = slot_hint(), i;
+
+	for (i = 0; i < STORE_POOL_MAX; i++) {
+		struct pool_slot *slot = &s->pool[(h + i) % STORE_POOL_MAX];
+		struct store_txn *expect = NULL;
+		if (__atomic_compare_exchange_n(&slot->txn, &expect, t, false, __ATOMIC_RELEASE,
+		    __ATOMIC_RELAXED))
+			return 0;
+	}
+	return -1;
 }
 
 int
@@ -522,13 +562,7 @@ store_read_end(struct store_txn *t)
 	s = t->s;
 	/* Reset keeps the reader slot (MDB_NOTLS) and the allocation for the next reader. */
 	mdb_txn_reset(t->txn);
-	pthread_mutex_lock(&s->poolmu);
-	if (s->npool < STORE_POOL_MAX) {
-		s->pool[s->npool++] = t;
-		t = NULL;
-	}
-	pthread_mutex_unlock(&s->poolmu);
-	if (t != NULL) {
+	if (pool_push(s, t) != 0) {
 		mdb_txn_abort(t->txn);
 		free(t);
 	}

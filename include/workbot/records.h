@@ -151,7 +151,8 @@ int records_conn_list(struct records *r, const struct records_filter *f,
  * Single-flight lock per connection, for token refresh: hold it across the
  * HTTP call, and re-read the record after taking it (another thread may
  * have refreshed already). Not a store transaction: it blocks only other
- * holders of the same connection's lock. Unlock with the same names.
+ * holders of the same connection's lock. Not recursive: a thread must not
+ * take the same connection's lock twice. Unlock with the same names.
  */
 void records_conn_lock(struct records *r, const char *team, const char *user, const char *app);
 void records_conn_unlock(struct records *r, const char *team, const char *user, const char *app);

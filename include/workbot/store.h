@@ -64,7 +64,8 @@ enum store_db {
  * a directory that group or others can access is refused, so are database
  * files with a mode wider than 0600. Stale reader slots of dead processes
  * are cleared. `map_size` is the initial map size in bytes (0: 64 MiB); the
- * map may grow to STORE_GROW_FACTOR × map_size on demand.
+ * map may grow to STORE_GROW_FACTOR × map_size on demand (or to twice
+ * the size the file already has, if that is more).
  */
 int store_open(const char *dir, size_t map_size, int flags, struct store **out,
     char *err, size_t errsz);
@@ -108,7 +109,7 @@ int store_count(struct store_txn *txn, enum store_db db, size_t *count, char *er
 
 /*
  * Iterate over the keys that start with `prefix` (plen 0: all), in key order
- * or, with STORE_ITER_REVERSE, newest-last-first. The callback returns one
+ * or, with STORE_ITER_REVERSE, in reverse key order. The callback returns one
  * of enum store_iter_action, or -1 to stop with an error (it fills err).
  * STORE_ITER_DELETE deletes the current entry and goes on (write
  * transaction, forward order only). The pointers given to the callback are

@@ -413,6 +413,64 @@ test_map_full(void **state)
 	store_close(s);
 }
 
+/*
+ * Another process grows the map while this one has the store open: the
+ * next transaction here gets MDB_MAP_RESIZED, adopts the new size, and
+ * sees the other process's data. The child is forked before this process
+ * opens LMDB, so it never inherits an open environment.
+ */
+static void
+test_map_resized_elsewhere(void **state)
+{
+	struct store *s;
+	struct store_txn *t;
+	struct fill f = { 0, 150, 4000 };
+	char err[512], c;
+	int p1[2], p2[2], status;
+	size_t n, map, used;
+	pid_t pid;
+	(void)state;
+
+	assert_int_equal(pipe(p1), 0);
+	assert_int_equal(pipe(p2), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *cs;
+		if (read(p1[0], &c, 1) != 1)
+			_exit(2);
+		if (store_open(storedir, 256 * 1024, 0, &cs, err, sizeof(err)) != 0)
+			_exit(3);
+		if (store_write(cs, fill_fn, &f, err, sizeof(err)) != 0)	/* grows past 256 KiB */
+			_exit(4);
+		store_close(cs);
+		_exit(write(p2[1], "d", 1) == 1 ? 0 : 5);
+	}
+	assert_int_equal(store_open(storedir, 256 * 1024, 0, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_usage(s, &map, &used, err, sizeof(err)), 0);
+	assert_int_equal(map, 256 * 1024);
+	assert_int_equal(write(p1[1], "g", 1), 1);
+	assert_int_equal(read(p2[0], &c, 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	assert_int_equal(store_read_begin(s, &t, err, sizeof(err)), 0);
+	assert_int_equal(store_count(t, STORE_DB_EVENTS, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 150);
+	store_read_end(t);
+	assert_int_equal(store_usage(s, &map, &used, err, sizeof(err)), 0);
+	assert_true(map > 256 * 1024);
+	/* and writes work here too */
+	f.start = 1000;
+	f.count = 5;
+	assert_int_equal(store_write(s, fill_fn, &f, err, sizeof(err)), 0);
+	store_close(s);
+	close(p1[0]);
+	close(p1[1]);
+	close(p2[0]);
+	close(p2[1]);
+}
+
 static void
 test_daemon_lock(void **state)
 {
@@ -475,6 +533,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_crud_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nested_and_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_resized_elsewhere, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_lock, setup, teardown),
 	};
 
