@@ -134,6 +134,7 @@ test_malformed(void **state)
 	}
 	/* Over-long envelope_id. */
 	deep = malloc(4096);
+	assert_non_null(deep);
 	snprintf(deep, 4096, "{\"type\":\"events_api\",\"envelope_id\":\"%0300d\"}", 1);
 	assert_int_equal(envelope_parse(deep, strlen(deep), &env, &why), -1);
 	/* Nesting bomb: refused by cJSON's limit, not a crash. */
@@ -142,7 +143,9 @@ test_malformed(void **state)
 	free(deep);
 
 	/* Unknown type: parsed, typed OTHER, id kept so it can be acked. */
-	snprintf(deep = malloc(256), 256, "{\"type\":\"new_thing\",\"envelope_id\":\"e1\"} ");
+	deep = malloc(256);
+	assert_non_null(deep);
+	snprintf(deep, 256, "{\"type\":\"new_thing\",\"envelope_id\":\"e1\"} ");
 	assert_int_equal(envelope_parse(deep, strlen(deep), &env, &why), 0);
 	assert_int_equal(env.type, ENVELOPE_OTHER);
 	assert_string_equal(env.envelope_id, "e1");
