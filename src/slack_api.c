@@ -41,6 +41,8 @@ struct slack_api {
 	char             *ca_file;
 	unsigned          timeout_ms;
 	unsigned          connect_timeout_ms;
+	void            (*observe)(void *arg, const struct slack_result *res);
+	void             *observe_arg;
 
 	pthread_mutex_t   rl_lock;
 	uint64_t          rl_until[SLACK_METHODS];	/* jobq_now_ms clock */
@@ -263,6 +265,8 @@ slack_api_new(const struct slack_api_config *cfg, const char **why)
 	api->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : HTTP_TIMEOUT_DEFAULT_MS;
 	api->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
 	    : HTTP_CONNECT_TIMEOUT_DEFAULT_MS;
+	api->observe = cfg->observe;
+	api->observe_arg = cfg->observe_arg;
 	pthread_mutex_init(&api->rl_lock, NULL);
 	for (int m = 0; m < SLACK_METHODS; m++)
 		for (int o = 0; o < SLACK_OUTCOMES; o++)
@@ -355,6 +359,20 @@ log_outcome(const struct slack_result *r)
 		    slack_method_name(r->method), slack_outcome_name(r->outcome), err,
 		    r->http_status, r->retry_after_s);
 	}
+}
+
+/*
+ * Count, tell the observer, log: once per call, whatever its outcome, after
+ * the method has checked the answer's shape. Returns the method's result.
+ */
+static int
+finish(struct slack_api *api, const struct slack_result *r)
+{
+	atomic_fetch_add(&api->calls[r->method][r->outcome], 1);
+	if (api->observe)
+		api->observe(api->observe_arg, r);
+	log_outcome(r);
+	return r->outcome == SLACK_OK ? 0 : -1;
 }
 
 struct call {
@@ -453,21 +471,17 @@ call(struct slack_api *api, struct http_client *c, const struct call *k, struct 
 		cJSON_Delete(answer);
 done:
 	free(url);
-	atomic_fetch_add(&api->calls[k->method][r->outcome], 1);
-	log_outcome(r);
 	return r->outcome == SLACK_OK ? 0 : -1;
 }
 
 /* An OK answer that lacks what we need is Slack's bug or not Slack. */
-static int
-malformed(struct slack_api *api, struct slack_result *r)
+static void
+malformed(struct slack_result *r)
 {
-	atomic_fetch_sub(&api->calls[r->method][SLACK_OK], 1);
-	atomic_fetch_add(&api->calls[r->method][SLACK_ERROR], 1);
+	cJSON_Delete(r->json);
+	r->json = NULL;
 	r->outcome = SLACK_ERROR;
 	snprintf(r->error, sizeof(r->error), "invalid_response");
-	log_outcome(r);
-	return -1;
 }
 
 static int
@@ -498,19 +512,17 @@ slack_apps_connections_open(struct slack_api *api, struct http_client *c,
 	const char *u;
 
 	*url = NULL;
-	if (call(api, c, &k, res) != 0)
-		return -1;
-	u = slack_result_string(res, "url");
-	if (!u || (strncmp(u, "wss://", 6) != 0 && strncmp(u, "ws://", 5) != 0)) {
+	if (call(api, c, &k, res) == 0) {
+		u = slack_result_string(res, "url");
+		if (u && (strncmp(u, "wss://", 6) == 0 || strncmp(u, "ws://", 5) == 0))
+			*url = secret_from_str(u);
+		/* The ticket must not linger in freed heap. */
 		json_free_wiped(res->json);
 		res->json = NULL;
-		return malformed(api, res);
+		if (!*url)
+			malformed(res);
 	}
-	*url = secret_from_str(u);
-	/* The ticket must not linger in freed heap. */
-	json_free_wiped(res->json);
-	res->json = NULL;
-	return 0;
+	return finish(api, res);
 }
 
 int
@@ -524,18 +536,18 @@ slack_auth_test(struct slack_api *api, struct http_client *c, struct slack_auth 
 	};
 
 	memset(out, 0, sizeof(*out));
-	if (call(api, c, &k, res) != 0)
-		return -1;
-	if (copy_field(out->user_id, sizeof(out->user_id), res->json, "user_id", true) != 0 ||
+	if (call(api, c, &k, res) == 0 &&
+	    (copy_field(out->user_id, sizeof(out->user_id), res->json, "user_id", true) != 0 ||
 	    copy_field(out->team_id, sizeof(out->team_id), res->json, "team_id", true) != 0 ||
 	    copy_field(out->team, sizeof(out->team), res->json, "team", false) != 0 ||
-	    copy_field(out->bot_id, sizeof(out->bot_id), res->json, "bot_id", false) != 0) {
+	    copy_field(out->bot_id, sizeof(out->bot_id), res->json, "bot_id", false) != 0)) {
 		memset(out, 0, sizeof(*out));
-		return malformed(api, res);
+		malformed(res);
 	}
-	return 0;
+	return finish(api, res);
 }
 
+/* One JSON POST; the caller finishes (it may still find the answer malformed). */
 static int
 post_json(struct slack_api *api, struct http_client *c, enum slack_method m,
     const struct secret *secret_url, const cJSON *body, struct slack_result *res)
@@ -555,8 +567,6 @@ post_json(struct slack_api *api, struct http_client *c, enum slack_method m,
 		res->token = methods[m].token;
 		res->outcome = SLACK_ERROR;
 		snprintf(res->error, sizeof(res->error), "invalid_arguments");
-		atomic_fetch_add(&api->calls[m][SLACK_ERROR], 1);
-		log_outcome(res);
 		return -1;
 	}
 	k.body = text;
@@ -570,28 +580,32 @@ int
 slack_chat_post_message(struct slack_api *api, struct http_client *c, const cJSON *body,
     struct slack_result *res)
 {
-	return post_json(api, c, SLACK_CHAT_POST_MESSAGE, NULL, body, res);
+	post_json(api, c, SLACK_CHAT_POST_MESSAGE, NULL, body, res);
+	return finish(api, res);
 }
 
 int
 slack_chat_post_ephemeral(struct slack_api *api, struct http_client *c, const cJSON *body,
     struct slack_result *res)
 {
-	return post_json(api, c, SLACK_CHAT_POST_EPHEMERAL, NULL, body, res);
+	post_json(api, c, SLACK_CHAT_POST_EPHEMERAL, NULL, body, res);
+	return finish(api, res);
 }
 
 int
 slack_chat_update(struct slack_api *api, struct http_client *c, const cJSON *body,
     struct slack_result *res)
 {
-	return post_json(api, c, SLACK_CHAT_UPDATE, NULL, body, res);
+	post_json(api, c, SLACK_CHAT_UPDATE, NULL, body, res);
+	return finish(api, res);
 }
 
 int
 slack_response_url_post(struct slack_api *api, struct http_client *c,
     const struct secret *url, const cJSON *body, struct slack_result *res)
 {
-	return post_json(api, c, SLACK_RESPONSE_URL, url, body, res);
+	post_json(api, c, SLACK_RESPONSE_URL, url, body, res);
+	return finish(api, res);
 }
 
 int
@@ -600,18 +614,41 @@ slack_conversations_open(struct slack_api *api, struct http_client *c, const cha
 {
 	cJSON *body = cJSON_CreateObject();
 	const cJSON *ch;
-	int rc;
 
 	if (size)
 		channel[0] = '\0';
 	cJSON_AddStringToObject(body, "users", user_id);
-	rc = post_json(api, c, SLACK_CONVERSATIONS_OPEN, NULL, body, res);
+	if (post_json(api, c, SLACK_CONVERSATIONS_OPEN, NULL, body, res) == 0) {
+		ch = cJSON_GetObjectItemCaseSensitive(res->json, "channel");
+		if (!cJSON_IsObject(ch) || copy_field(channel, size, ch, "id", true) != 0)
+			malformed(res);
+	}
 	cJSON_Delete(body);
-	if (rc != 0)
+	return finish(api, res);
+}
+
+/* users.info's answer into *out; -1 if it lacks the user's id. */
+static int
+parse_user(const cJSON *answer, struct slack_user *out)
+{
+	const cJSON *user = cJSON_GetObjectItemCaseSensitive(answer, "user");
+	const cJSON *profile;
+
+	if (!cJSON_IsObject(user) ||
+	    copy_field(out->id, sizeof(out->id), user, "id", true) != 0 ||
+	    copy_field(out->team_id, sizeof(out->team_id), user, "team_id", false) != 0 ||
+	    copy_field(out->real_name, sizeof(out->real_name), user, "real_name", false) != 0)
 		return -1;
-	ch = cJSON_GetObjectItemCaseSensitive(res->json, "channel");
-	if (!cJSON_IsObject(ch) || copy_field(channel, size, ch, "id", true) != 0)
-		return malformed(api, res);
+	profile = cJSON_GetObjectItemCaseSensitive(user, "profile");
+	if (cJSON_IsObject(profile)) {
+		/* real_name lives at the top and in profile; prefer the top one. */
+		if (!out->real_name[0] &&
+		    copy_field(out->real_name, sizeof(out->real_name), profile, "real_name", false) != 0)
+			return -1;
+		if (copy_field(out->email, sizeof(out->email), profile, "email", false) != 0)
+			return -1;
+	}
+	out->is_bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(user, "is_bot"));
 	return 0;
 }
 
@@ -626,8 +663,6 @@ slack_users_info(struct slack_api *api, struct http_client *c, const char *user_
 		.method = SLACK_USERS_INFO,
 		.content_type = FORM_TYPE,
 	};
-	const cJSON *user, *profile;
-	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (!esc)
@@ -636,28 +671,10 @@ slack_users_info(struct slack_api *api, struct http_client *c, const char *user_
 	curl_free(esc);
 	k.body = form;
 	k.body_len = strlen(form);
-	rc = call(api, c, &k, res);
+	if (call(api, c, &k, res) == 0 && parse_user(res->json, out) != 0) {
+		memset(out, 0, sizeof(*out));
+		malformed(res);
+	}
 	free(form);
-	if (rc != 0)
-		return -1;
-	user = cJSON_GetObjectItemCaseSensitive(res->json, "user");
-	if (!cJSON_IsObject(user) ||
-	    copy_field(out->id, sizeof(out->id), user, "id", true) != 0 ||
-	    copy_field(out->team_id, sizeof(out->team_id), user, "team_id", false) != 0)
-		goto bad;
-	profile = cJSON_GetObjectItemCaseSensitive(user, "profile");
-	/* real_name lives at the top and in profile; the top one is older. */
-	if (copy_field(out->real_name, sizeof(out->real_name), user, "real_name", false) != 0)
-		goto bad;
-	if (!out->real_name[0] && cJSON_IsObject(profile) &&
-	    copy_field(out->real_name, sizeof(out->real_name), profile, "real_name", false) != 0)
-		goto bad;
-	if (cJSON_IsObject(profile) &&
-	    copy_field(out->email, sizeof(out->email), profile, "email", false) != 0)
-		goto bad;
-	out->is_bot = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(user, "is_bot"));
-	return 0;
-bad:
-	memset(out, 0, sizeof(*out));
-	return malformed(api, res);
+	return finish(api, res);
 }

@@ -96,6 +96,14 @@ struct slack_api_config {
 	const char *ca_file;		/* NULL: system CA store */
 	unsigned timeout_ms;		/* 0: 10 s */
 	unsigned connect_timeout_ms;	/* 0: 5 s */
+	/*
+	 * Called once per call, on the calling worker, after classification
+	 * (deferred calls included): feeds /metrics with whatever labels that
+	 * module uses (res->http_status tells 5xx from network failures). Must
+	 * be quick and must not call back into slack_api. NULL: none.
+	 */
+	void (*observe)(void *arg, const struct slack_result *res);
+	void *observe_arg;
 };
 
 struct slack_auth {

@@ -511,6 +511,56 @@ test_no_token_configured(void **state)
 	slack_api_free(api);
 }
 
+static int observed[SLACK_OUTCOMES];
+
+static void
+observe(void *arg, const struct slack_result *res)
+{
+	assert_ptr_equal(arg, observed);
+	observed[res->outcome]++;
+}
+
+static void
+test_observer_once_per_call(void **state)
+{
+	struct fixture *f = *state;
+	char url[128];
+	const char *why = NULL;
+	struct slack_api_config cfg = {
+		.api_url = url, .bot_token = f->bot, .observe = observe, .observe_arg = observed,
+	};
+	struct slack_api *api;
+	struct slack_result res;
+	struct slack_auth auth;
+
+	snprintf(url, sizeof(url), "%s/api/", http_stub_base(f->stub));
+	api = slack_api_new(&cfg, &why);
+	memset(observed, 0, sizeof(observed));
+	http_stub_answer(f->stub, 200, NULL, "{\"ok\":true,\"user_id\":\"U1\",\"team_id\":\"T1\"}");
+	assert_int_equal(slack_auth_test(api, f->client, &auth, &res), 0);
+	slack_result_clear(&res);
+	/* ok:true but the shape is wrong: one call, counted once, as an error. */
+	http_stub_answer(f->stub, 200, NULL, "{\"ok\":true}");
+	assert_int_equal(slack_auth_test(api, f->client, &auth, &res), -1);
+	slack_result_clear(&res);
+	http_stub_answer(f->stub, 429, "Retry-After: 30\r\n", "");
+	assert_int_equal(slack_auth_test(api, f->client, &auth, &res), -1);
+	slack_result_clear(&res);
+	assert_int_equal(slack_auth_test(api, f->client, &auth, &res), -1);
+	assert_int_equal(res.outcome, SLACK_DEFERRED);
+	slack_result_clear(&res);
+
+	assert_int_equal(observed[SLACK_OK], 1);
+	assert_int_equal(observed[SLACK_ERROR], 1);
+	assert_int_equal(observed[SLACK_RATE_LIMITED], 1);
+	assert_int_equal(observed[SLACK_DEFERRED], 1);
+	for (int o = 0; o < SLACK_OUTCOMES; o++)
+		assert_int_equal(slack_api_calls(api, SLACK_AUTH_TEST, (enum slack_outcome)o),
+		    (uint64_t)observed[o]);
+	assert_int_equal(http_stub_count(f->stub), 3);
+	slack_api_free(api);
+}
+
 /* Runs last: everything the tests above made the module log. */
 static void
 test_zz_nothing_secret_logged(void **state)
@@ -553,6 +603,7 @@ main(void)
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_api_url_checked),
 		cmocka_unit_test_setup_teardown(test_no_token_configured, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_observer_once_per_call, setup, teardown),
 		cmocka_unit_test(test_zz_nothing_secret_logged),
 	};
 
