@@ -102,6 +102,8 @@ struct listener {
 	size_t body_max;
 	unsigned max_deferred;
 
+	bool freed;			/* listener_free() ran; memory kept for lws */
+	bool destroyed;			/* lws sent PROTOCOL_DESTROY for the vhost */
 	struct conn *conns;		/* every connection that reached a request */
 	unsigned ndeferred;
 	uint64_t next_gen;
@@ -111,6 +113,7 @@ struct listener {
 
 /* ---- Built-in routes ---- */
 
+static void listener_release(struct listener *l);
 static void route_healthz(void *arg, struct listener_request *req);
 static void route_metrics(void *arg, struct listener_request *req);
 
@@ -293,25 +296,28 @@ build_reply(struct conn *c, const struct listener_reply *r, const char *allow)
 
 	/*
 	 * lws_add_http_header_status() records the status for lws's keep-alive
-	 * logic but knows few reason phrases (none for 431); the status line
-	 * it writes is replaced by ours, of the same shape, right after.
+	 * logic and picks the protocol (HTTP/1.0 or 1.1) but knows few reason
+	 * phrases (none for 431): keep its "HTTP/1.x NNN", put ours after it.
 	 */
 	if (lws_add_http_header_status(c->wsi, (unsigned)r->status, &p, end))
 		goto fail;
 	{
-		size_t n = (size_t)snprintf(status_line, sizeof(status_line), "HTTP/1.1 %d %s\x0d\x0a",
-		    r->status, reason_text(r->status));
 		unsigned char *eol = memchr(start, '\x0a', (size_t)(p - start));
+		unsigned char *sp1 = memchr(start, ' ', (size_t)(p - start));
+		unsigned char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(p - sp1 - 1)) : NULL;
+		size_t keep, rest;
+		int n;
 
-		if (eol == NULL)
+		if (eol == NULL || sp2 == NULL || sp2 > eol)
 			goto fail;
-		size_t rest = (size_t)(p - (eol + 1));
-
-		if (n + rest > cap - 1)
+		keep = (size_t)(sp2 - start);
+		rest = (size_t)(p - (eol + 1));
+		n = snprintf(status_line, sizeof(status_line), " %s\x0d\x0a", reason_text(r->status));
+		if (n < 0 || keep + (size_t)n + rest > cap - 1)
 			goto fail;
-		memmove(start + n, eol + 1, rest);
-		memcpy(start, status_line, n);
-		p = start + n + rest;
+		memmove(start + keep + (size_t)n, eol + 1, rest);
+		memcpy(start + keep, status_line, (size_t)n);
+		p = start + keep + (size_t)n + rest;
 	}
 	if (add_header(c->wsi, "content-type:", ctype, &p, end) ||
 	    lws_add_http_header_content_length(c->wsi, r->body_len, &p, end))
@@ -835,7 +841,7 @@ listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
 		l = lws_get_vhost_user(lws_get_vhost(wsi));
-		if (c == NULL || l == NULL)
+		if (c == NULL || l == NULL || l->freed)
 			return -1;
 		return on_request(l, c, wsi, in, len);
 	case LWS_CALLBACK_HTTP_BODY:
@@ -854,6 +860,15 @@ listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return c ? on_writeable(c, wsi) : 0;
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		/* The vhost is gone: nothing can call back any more. */
+		l = lws_get_vhost_user(lws_get_vhost(wsi));
+		if (l != NULL) {
+			l->destroyed = true;
+			if (l->freed)
+				listener_release(l);
+		}
+		return 0;
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (c != NULL)
@@ -866,6 +881,7 @@ listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 /* ---- Set-up ---- */
+
 
 /*
  * Try to bind addr:port ourselves, as lws will (SO_REUSEADDR). Returns 0
@@ -921,7 +937,11 @@ listener_new(struct loop *loop, const struct listener_opts *opts, char *err, siz
 	l->loop = loop;
 	l->ctx = loop_context(loop);
 	l->port = b->port;
-	snprintf(l->addr_text, sizeof(l->addr_text), "%s", b->v ? b->v : iface);
+	if (b->v != NULL)
+		snprintf(l->addr_text, sizeof(l->addr_text), "%s", b->v);
+	else
+		snprintf(l->addr_text, sizeof(l->addr_text), b->addr.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		    iface, b->port);
 	l->routes = opts->routes;
 	l->nroutes = opts->routes ? opts->nroutes : 0;
 	l->health = opts->health;
@@ -960,11 +980,18 @@ listener_new(struct loop *loop, const struct listener_opts *opts, char *err, siz
 		snprintf(err, errsz, "listener: %s is not listening after set-up", l->addr_text);
 		goto fail;
 	}
-	log_info("listener", "listening addr=%s", l->addr_text);
+	log_debug("listener", "listening addr=%s", l->addr_text);	/* the daemon says it at info */
 	return l;
 fail:
 	listener_free(l);
 	return NULL;
+}
+
+static void
+listener_release(struct listener *l)
+{
+	free(l->scratch);
+	free(l);
 }
 
 void
@@ -975,21 +1002,30 @@ listener_free(struct listener *l)
 	if (l == NULL)
 		return;
 	/*
-	 * Detach every connection first: lws may call back for them while the
-	 * vhost is destroyed, or later, and must find no listener to touch.
+	 * Detach every connection first: lws calls back for them when they
+	 * close, after this returns, and they must find no listener to touch.
 	 */
 	for (c = l->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_undefer(c);
+		/* lws_vhost_destroy() leaves accepted connections open: close them. */
+		if (c->wsi != NULL)
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		c->linked = false;
 		c->prev = c->next = NULL;
 		c->l = NULL;
 	}
 	l->conns = NULL;
-	if (l->vh != NULL)
+	l->freed = true;
+	/*
+	 * lws may call back for this vhost until it sends PROTOCOL_DESTROY
+	 * (a connection whose head completes late, for one), and the callback
+	 * finds the listener through the vhost: keep the memory until then.
+	 */
+	if (l->vh != NULL && !l->destroyed)
 		lws_vhost_destroy(l->vh);
-	free(l->scratch);
-	free(l);
+	else
+		listener_release(l);
 }
 
 uint16_t

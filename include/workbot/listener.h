@@ -111,9 +111,11 @@ struct listener_opts {
 struct listener *listener_new(struct loop *loop, const struct listener_opts *opts,
     char *err, size_t errsz);
 /*
- * Event thread. Closes the vhost and its connections (pending deferred
- * requests are dropped; later listener_respond() calls must not be made
- * with this pointer). NULL is fine.
+ * Event thread, before loop_free(). Closes the vhost and its connections
+ * (pending deferred requests get no answer; later listener_respond() calls
+ * must not be made with this pointer). lws may still call back for the
+ * vhost's last connections, so the memory is released when lws says the
+ * vhost is gone (at the latest in loop_free()). NULL is fine.
  */
 void listener_free(struct listener *l);
 
@@ -169,7 +171,10 @@ uint64_t listener_request_defer(struct listener_request *req);
 /*
  * Event thread: deliver a deferred answer. Returns 0 when it is being sent,
  * -1 when the request is gone (client closed, timed out with 504, or an
- * unknown id) — the answer is then dropped, which is not an error.
+ * unknown id) — the answer is then dropped, which is not an error. lws 4.1.6
+ * does not read a connection while its request is handled, so a client
+ * that closed is noticed here (a peek at the socket) and its connection
+ * closed then; until then it holds one deferral slot (at most 15 s).
  */
 int listener_respond(struct listener *l, uint64_t gen, const struct listener_reply *reply);
 

@@ -129,6 +129,7 @@ post_quit(void *arg)
 }
 
 struct respond_job {
+	struct listener *l;
 	uint64_t gen;
 	const char *body;
 };
@@ -139,18 +140,26 @@ post_respond(void *arg)
 	struct respond_job *j = arg;
 	struct listener_reply r = { .status = 200, .body = j->body, .body_len = strlen(j->body) };
 
-	atomic_store(&respond_result, listener_respond(lis, j->gen, &r));
+	atomic_store(&respond_result, listener_respond(j->l, j->gen, &r));
 	free(j);
 }
 
 static void
-respond_from_worker(uint64_t gen, const char *body)
+respond_on(struct listener *l, uint64_t gen, const char *body)
 {
 	struct respond_job *j = malloc(sizeof(*j));
 
+	j->l = l;
 	j->gen = gen;
 	j->body = body;
 	loop_post(loop, post_respond, j);
+}
+
+/* What a worker does: post the answer to the event thread. */
+static void
+respond_from_worker(uint64_t gen, const char *body)
+{
+	respond_on(lis, gen, body);
 }
 
 static uint64_t
@@ -273,14 +282,20 @@ read_resp(int fd, struct resp *r)
 }
 
 static void
-request(const char *req, struct resp *r)
+request_to(uint16_t port, const char *req, struct resp *r)
 {
-	int fd = connect_to("127.0.0.1", bind_cfg.port);
+	int fd = connect_to("127.0.0.1", port);
 
 	assert_true(fd >= 0);
 	send_all(fd, req, strlen(req));
 	read_resp(fd, r);
 	close(fd);
+}
+
+static void
+request(const char *req, struct resp *r)
+{
+	request_to(bind_cfg.port, req, r);
 }
 
 /* Same, and then wait up to 2 s for the server to close the connection. */
@@ -748,6 +763,123 @@ test_port_in_use(void **state)
 }
 
 static void
+post_free_listener(void *arg)
+{
+	struct newlis *n = arg;
+
+	listener_free(n->l);
+	n->l = NULL;
+	atomic_store(&n->done, 1);
+}
+
+static void
+on_loop(loop_fn fn, struct newlis *n)
+{
+	atomic_store(&n->done, 0);
+	loop_post(loop, fn, n);
+	for (int i = 0; i < 500 && !atomic_load(&n->done); i++)
+		usleep(10000);
+	assert_true(atomic_load(&n->done));
+}
+
+/*
+ * A second listener with a 1 s head timeout, a 3 s deferral and room for
+ * one deferred request: a deferred answer may take longer than the head
+ * timeout (lws's own timer is off once the head is in), and a second
+ * deferral while one waits gets 503.
+ */
+static void
+test_defer_outlives_head_timeout(void **state)
+{
+	struct config_bind b = { 0 };
+	struct sockaddr_in *sa = (struct sockaddr_in *)&b.addr;
+	struct newlis n = { .opts = {
+		.bind = &b, .routes = test_routes,
+		.nroutes = sizeof(test_routes) / sizeof(test_routes[0]),
+		.head_timeout_s = 1, .defer_timeout_ms = 3000, .max_deferred = 1,
+	} };
+	const char *q = "GET /defer HTTP/1.1\r\nHost: x\r\n\r\n";
+	uint64_t old = atomic_load(&deferred_gen), gen;
+	struct resp r;
+	int fd;
+
+	(void)state;
+	b.port = free_port();
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(b.port);
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	b.addrlen = sizeof(*sa);
+	on_loop(post_new_listener, &n);
+	assert_non_null(n.l);
+
+	fd = connect_to("127.0.0.1", b.port);
+	assert_true(fd >= 0);
+	send_all(fd, q, strlen(q));
+	gen = wait_gen(old);
+	assert_true(gen != 0);
+
+	/* Room for one deferral only: the next gets 503 at once. */
+	request_to(b.port, q, &r);
+	assert_int_equal(r.status, 503);
+	free(r.body);
+
+	usleep(1600000);	/* past the 1 s head timeout */
+	atomic_store(&respond_result, 99);
+	respond_on(n.l, gen, "slow but fine");
+	read_resp(fd, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "slow but fine");
+	assert_int_equal(wait_respond_result(), 0);
+	free(r.body);
+
+	/* Freed with a request still deferred: no answer, no crash, no leak. */
+	old = atomic_load(&deferred_gen);
+	send_all(fd, q, strlen(q));
+	gen = wait_gen(old);
+	on_loop(post_free_listener, &n);
+	read_resp(fd, &r);
+	assert_int_equal(r.status, 0);
+	close(fd);
+	atomic_store(&respond_result, 99);
+	respond_from_worker(gen, "to the other listener: unknown id");
+	assert_int_equal(wait_respond_result(), -1);
+}
+
+/* An IPv6 bind listens on [::1] only: IPv4 loopback on that port is refused. */
+static void
+test_ipv6_bind(void **state)
+{
+	struct config_bind b = { 0 };
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&b.addr;
+	struct newlis n = { .opts = { .bind = &b } };
+	struct sockaddr_in6 peer = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t sl = sizeof(*sa6);
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	(void)state;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&peer, sizeof(peer)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		skip();	/* no IPv6 loopback here */
+	}
+	assert_int_equal(getsockname(fd, (struct sockaddr *)sa6, &sl), 0);
+	close(fd);
+	b.port = ntohs(sa6->sin6_port);
+	b.addrlen = sizeof(*sa6);
+	b.v = "[::1]:test";
+	on_loop(post_new_listener, &n);
+	assert_non_null(n.l);
+
+	peer.sin6_port = sa6->sin6_port;
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&peer, sizeof(peer)), 0);
+	close(fd);
+	assert_int_equal(connect_to("127.0.0.1", b.port), -1);
+	assert_int_equal(errno, ECONNREFUSED);
+	on_loop(post_free_listener, &n);
+}
+
+static void
 test_half_head_dropped(void **state)
 {
 	int fd = connect_to("127.0.0.1", bind_cfg.port);
@@ -786,6 +918,8 @@ main(void)
 		cmocka_unit_test(test_deferred_timeout),
 		cmocka_unit_test(test_listens_nowhere_else),
 		cmocka_unit_test(test_port_in_use),
+		cmocka_unit_test(test_defer_outlives_head_timeout),
+		cmocka_unit_test(test_ipv6_bind),
 		cmocka_unit_test(test_half_head_dropped),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
