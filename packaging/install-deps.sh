@@ -5,7 +5,7 @@
 set -eu
 
 pkgs="gcc libc6-dev pkg-config meson ninja-build
-libwebsockets-dev libcjson-dev libcurl4-openssl-dev liblmdb-dev libsodium-dev libinih-dev"
+libwebsockets-dev libcjson-dev libcurl4-openssl-dev liblmdb-dev libsodium-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs libcmocka-dev curl python3 openssl"
 fi

@@ -252,6 +252,12 @@ loop_free(struct loop *loop)
 	free(loop);
 }
 
+void
+loop_drain(struct loop *loop)
+{
+	drain(loop);
+}
+
 struct lws_context *
 loop_context(struct loop *loop)
 {

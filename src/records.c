@@ -221,9 +221,13 @@ rd_i64(struct rd *r)
 
 /* ---- names and keys ---- */
 
-/* Identifier fields: printable, no space, no ':' (the key separator). */
+/*
+ * Identifier fields: printable, no space, and — for the parts of a
+ * connection key — no ':' (the key separator). Event ids are whole keys of
+ * their own and may hold ':' ("ev:Ev123", "ia:U1:ts:action").
+ */
 static int
-check_id(const char *what, const char *s, size_t max, char *err, size_t errsz)
+check_id_chars(const char *what, const char *s, size_t max, bool allow_colon, char *err, size_t errsz)
 {
 	size_t i, n;
 
@@ -238,12 +242,18 @@ check_id(const char *what, const char *s, size_t max, char *err, size_t errsz)
 	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c == 0x7f || c == ':') {
+		if (c <= 0x20 || c == 0x7f || (c == ':' && !allow_colon)) {
 			seterr(err, errsz, "records: %s has a character that is not allowed (offset %zu)", what, i);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static int
+check_id(const char *what, const char *s, size_t max, char *err, size_t errsz)
+{
+	return check_id_chars(what, s, max, false, err, errsz);
 }
 
 /* "team:user:app". Built by hand: it is on every lookup's path, snprintf is not cheap. */
@@ -1820,7 +1830,7 @@ check_event_ids(const char *const *ids, size_t n, char *err, size_t errsz)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (check_id("event id", ids[i], RECORDS_EVENT_ID_MAX, err, errsz) != 0)
+		if (check_id_chars("event id", ids[i], RECORDS_EVENT_ID_MAX, true, err, errsz) != 0)
 			return -1;
 	return 0;
 }

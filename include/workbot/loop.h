@@ -55,6 +55,13 @@ void loop_quit(struct loop *loop);
 /* Any thread: run fn(arg) on the event thread soon. Never fails (allocates; OOM is fatal). */
 void loop_post(struct loop *loop, loop_fn fn, void *arg);
 
+/*
+ * Event (main) thread, after loop_run() returned and the workers are
+ * joined: run the posts that arrived since, so their owners free what
+ * they carry. Posts still pending at loop_free() are discarded unrun.
+ */
+void loop_drain(struct loop *loop);
+
 /* Monotonic clock in milliseconds and microseconds. */
 int64_t loop_now_ms(void);
 int64_t loop_now_us(void);

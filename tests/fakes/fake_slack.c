@@ -807,7 +807,8 @@ build_block_actions(const cJSON *p, char *env_id)
 	if (cJSON_GetObjectItemCaseSensitive(p, "style"))
 		cJSON_AddStringToObject(a, "style", pstr(p, "style", "primary"));
 	cJSON_AddStringToObject(a, "type", "button");
-	cJSON_AddStringToObject(a, "action_ts", action_ts);
+	/* A test may fix action_ts to replay the same click (dedupe). */
+	cJSON_AddStringToObject(a, "action_ts", pstr(p, "action_ts", action_ts));
 	cJSON_AddItemToArray(acts, a);
 	cJSON_AddItemToObject(pl, "actions", acts);
 	add_padding(pl, pint(p, "pad", 0, 0, MAX_FRAME - 4096));

@@ -97,10 +97,16 @@ basics)
 	expect_rc 2 "connect without --shared"
 	run "$WORKBOT" connect nosuchapp --shared -c "$T/workbot.conf"
 	expect_rc 2 "connect names an unknown app"
-	# The default command is run; this build validates, opens the store, and says the daemon is not built.
-	run env WORKBOT_CONF="$T/workbot.conf" "$WORKBOT"
-	expect_rc 1 "run (daemon not in this build)"
-	expect_err "store ready" "run opened the store"
+	# The default command is run, with $WORKBOT_CONF; a bad config exits 2 before anything starts.
+	run env WORKBOT_CONF="$T/missing.conf" "$WORKBOT"
+	expect_rc 2 "run with a missing config"
+	expect_err "missing.conf" "the missing file is named"
+	run "$WORKBOT" run extra -c "$T/workbot.conf"
+	expect_rc 2 "run takes no arguments"
+	sed -i 's/^bot_token = .*/bot_token = env:WB_UNSET_VARIABLE/' "$T/workbot.conf"
+	run "$WORKBOT" run -c "$T/workbot.conf"
+	expect_rc 2 "run with an unset env: secret"
+	expect_err "WB_UNSET_VARIABLE" "the variable is named"
 	expect_none "SECRET" "run prints no secret"
 	;;
 keygen)
