@@ -47,6 +47,7 @@
 #include "workbot/log.h"
 #include "workbot/loop.h"
 #include "workbot/metrics.h"
+#include "workbot/outbox.h"
 #include "workbot/records.h"
 #include "workbot/slack_api.h"
 #include "workbot/slack_ws.h"
@@ -79,6 +80,7 @@ struct daemon {
 	struct jobq *jobq;
 	struct http_shared *http;
 	struct slack_api *api;
+	struct outbox *outbox;
 	struct slack_ws *ws;
 	struct listener *listener;
 	struct dedupe *dedupe;
@@ -127,6 +129,35 @@ cfg_ref_new(struct config *cfg)
 	r->cfg = cfg;
 	atomic_init(&r->refs, 1);	/* the daemon's own reference */
 	return r;
+}
+
+/* ---- Web API calls into /metrics ---- */
+
+static void
+observe_api(void *arg, const struct slack_result *res)
+{
+	enum metrics_api_outcome o;
+
+	(void)arg;
+	switch (res->outcome) {
+	case SLACK_OK:
+		o = METRICS_API_OK;
+		break;
+	case SLACK_DEFERRED:
+		return;	/* not sent: no call to count */
+	case SLACK_RATE_LIMITED:
+		o = METRICS_API_RATE_LIMITED;
+		break;
+	case SLACK_ERROR:
+	case SLACK_FATAL_TOKEN:
+		o = res->http_status == 200 ? METRICS_API_SLACK_ERROR : METRICS_API_HTTP_ERROR;
+		break;
+	case SLACK_TRANSIENT:
+	default:
+		o = res->http_status > 0 ? METRICS_API_HTTP_ERROR : METRICS_API_NETWORK_ERROR;
+		break;
+	}
+	metrics_api_call_inc(metrics_api_method_label(slack_method_name(res->method)), o);
 }
 
 /* ---- workers ---- */
@@ -301,6 +332,7 @@ env_run(struct job *job, void *worker)
 		.api = j->d->api,
 		.records = j->d->records,
 		.cfg = j->cfg->cfg,
+		.outbox = j->d->outbox,
 		.bot_user_id = j->d->auth.user_id,
 		.team_id = j->d->auth.team_id,
 	};
@@ -684,6 +716,7 @@ daemon_run(const char *config_path)
 			.app_token = c->slack.app_token.v,
 			.bot_token = c->slack.bot_token.v,
 			.ca_file = c->slack.ca_file.v,
+			.observe = observe_api,
 		};
 		if ((d->api = slack_api_new(&ac, &why)) == NULL) {
 			log_error("config", "[slack] api_url: %s", why);
@@ -709,6 +742,7 @@ daemon_run(const char *config_path)
 		}
 	}
 	metrics_gauge_source(METRICS_GAUGE_JOBS_QUEUED, jobs_queued_gauge, d);
+	d->outbox = outbox_new(d->jobq, d->api);
 
 	d->dedupe = dedupe_new(DEDUPE_CAP, DEDUPE_WINDOW_S);
 	{
@@ -785,6 +819,7 @@ out:
 	if (d->loop != NULL)
 		loop_drain(d->loop);	/* answers that workers posted after the loop stopped */
 	metrics_gauge_source(METRICS_GAUGE_JOBS_QUEUED, NULL, NULL);
+	outbox_free(d->outbox);
 	if (d->records != NULL) {
 		persist_write(d, d->batch, d->nbatch, false, 0);
 		for (size_t i = 0; i < d->nbatch; i++)

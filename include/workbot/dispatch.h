@@ -22,6 +22,7 @@ struct http_client;
 struct slack_api;
 struct records;
 struct config;
+struct outbox;
 
 enum dispatch_kind {
 	DISPATCH_NONE = 0,		/* ack and drop */
@@ -47,6 +48,7 @@ struct dispatch_ctx {
 	struct http_client *http;	/* this worker's client */
 	struct slack_api *api;
 	struct records *records;
+	struct outbox *outbox;		/* replies to Slack, retried off-worker */
 	const struct config *cfg;	/* held for the job's life */
 	const char *bot_user_id;
 	const char *team_id;		/* the installing team */

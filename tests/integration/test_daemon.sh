@@ -130,6 +130,8 @@ envelopes)
 	echo "$m" | grep -qE '^workbot_envelopes_total\{type="events_api"\} [3-9]' && ok "metrics count envelopes" || bad "metrics: $(echo "$m" | grep envelopes_total)"
 	echo "$m" | grep -qE '^workbot_ack_seconds_count [5-9]' && ok "ack histogram moved" || bad "ack histogram: $(echo "$m" | grep ack_seconds_count)"
 	echo "$m" | grep -q 'workbot_sockets_live 2' && ok "sockets_live gauge" || bad "gauge: $(echo "$m" | grep sockets_live)"
+	echo "$m" | grep -qE '^workbot_slack_api_calls_total\{method="auth.test",outcome="ok"\} 1$' && ok "auth.test counted" || bad "api metric: $(echo "$m" | grep 'api_calls_total.*auth.test')"
+	echo "$m" | grep -qE '^workbot_slack_api_calls_total\{method="apps.connections.open",outcome="ok"\} [2-9]' && ok "apps.connections.open counted" || bad "api metric: $(echo "$m" | grep 'connections.open')"
 	# An events_api payload without an inner event (app_rate_limited) is acked and logged.
 	raw='{"envelope_id":"env-rl-1","payload":{"type":"app_rate_limited","team_id":"T0001","minute_rate_limited":1518467820,"api_app_id":"A0FAKEAPP01"},"type":"events_api","accepts_response_payload":false,"retry_attempt":0,"retry_reason":""}'
 	ctl "push?type=raw" --data-binary "$raw" >/dev/null
