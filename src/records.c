@@ -52,6 +52,7 @@
 
 #include <sodium.h>
 
+#include "workbot/util.h"
 #include "workbot/records.h"
 #include "workbot/store.h"
 #include "workbot/xmalloc.h"
@@ -105,17 +106,6 @@ struct records {
 	size_t           events_cap;	/* read without a lock: set before threads */
 };
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- byte helpers ---- */
 
@@ -232,18 +222,18 @@ check_id_chars(const char *what, const char *s, size_t max, bool allow_colon, ch
 	size_t i, n;
 
 	if (s == NULL || *s == '\0') {
-		seterr(err, errsz, "records: %s is empty", what);
+		util_seterr(err, errsz, "records: %s is empty", what);
 		return -1;
 	}
 	n = strnlen(s, max + 1);
 	if (n > max) {
-		seterr(err, errsz, "records: %s is longer than %zu bytes", what, max);
+		util_seterr(err, errsz, "records: %s is longer than %zu bytes", what, max);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c <= 0x20 || c == 0x7f || (c == ':' && !allow_colon)) {
-			seterr(err, errsz, "records: %s has a character that is not allowed (offset %zu)", what, i);
+			util_seterr(err, errsz, "records: %s has a character that is not allowed (offset %zu)", what, i);
 			return -1;
 		}
 	}
@@ -445,7 +435,7 @@ conn_open(const struct vault *v, const void *key, size_t klen, const void *val,
 	if (vault_open(v, ad, adlen, h->sealed, h->slen, out, want, plen, verr, sizeof(verr)) != 0) {
 		if (out != buf)
 			free(out);
-		seterr(err, errsz, "connection %s does not open: %s",
+		util_seterr(err, errsz, "connection %s does not open: %s",
 		    key_text(ktext, sizeof(ktext), key, klen), verr);
 		return -1;
 	}
@@ -475,17 +465,17 @@ static int
 tokens_check(const struct records_tokens *t, char *err, size_t errsz)
 {
 	if (t == NULL || t->access_token == NULL || secret_len(t->access_token) == 0) {
-		seterr(err, errsz, "records: a connection needs an access token");
+		util_seterr(err, errsz, "records: a connection needs an access token");
 		return -1;
 	}
 	if (secret_len(t->access_token) > RECORDS_TOKEN_MAX ||
 	    (t->refresh_token && secret_len(t->refresh_token) > RECORDS_TOKEN_MAX)) {
-		seterr(err, errsz, "records: token longer than %d bytes", RECORDS_TOKEN_MAX);
+		util_seterr(err, errsz, "records: token longer than %d bytes", RECORDS_TOKEN_MAX);
 		return -1;
 	}
 	if (opt_len(t->scope) > RECORDS_SCOPE_MAX || opt_len(t->instance_url) > RECORDS_URL_MAX ||
 	    opt_len(t->token_type) > RECORDS_TYPE_MAX) {
-		seterr(err, errsz, "records: scope, instance_url or token_type too long");
+		util_seterr(err, errsz, "records: scope, instance_url or token_type too long");
 		return -1;
 	}
 	return 0;
@@ -624,7 +614,7 @@ meta_read(struct store_txn *t, struct meta_view *m, char *err, size_t errsz)
 		return -1;
 	if (rc == 1) {
 		if (vlen != 4) {
-			seterr(err, errsz, "store meta: schema record is corrupt");
+			util_seterr(err, errsz, "store meta: schema record is corrupt");
 			return -1;
 		}
 		m->has_schema = true;
@@ -635,7 +625,7 @@ meta_read(struct store_txn *t, struct meta_view *m, char *err, size_t errsz)
 		return -1;
 	if (rc == 1) {
 		if (vlen != VAULT_KEY_ID_LEN) {
-			seterr(err, errsz, "store meta: key id record is corrupt");
+			util_seterr(err, errsz, "store meta: key id record is corrupt");
 			return -1;
 		}
 		m->has_key_id = true;
@@ -679,7 +669,7 @@ mismatch_error(const char *key_file, const uint8_t *file_id, const uint8_t *stor
 
 	vault_key_id_to_hex(file_id, a);
 	vault_key_id_to_hex(store_id, b);
-	seterr(err, errsz, "key file %s does not match this store (key id %s, store expects %s)",
+	util_seterr(err, errsz, "key file %s does not match this store (key id %s, store expects %s)",
 	    key_file, a, b);
 }
 
@@ -710,7 +700,7 @@ meta_init_fn(struct store_txn *t, void *arg, char *err, size_t errsz)
 	    store_count(t, STORE_DB_PENDING, &n2, err, errsz) != 0)
 		return -1;
 	if (n1 + n2 > 0) {
-		seterr(err, errsz, "store has %zu sealed records but no key id in meta: refusing to guess",
+		util_seterr(err, errsz, "store has %zu sealed records but no key id in meta: refusing to guess",
 		    n1 + n2);
 		return -1;
 	}
@@ -753,7 +743,7 @@ records_open(const char *dir, size_t map_size, const char *key_file, struct reco
 			goto fail;
 	}
 	if (!m.has_schema || m.schema != RECORDS_SCHEMA) {
-		seterr(err, errsz, "store %s has schema %u; this workbot reads schema %d",
+		util_seterr(err, errsz, "store %s has schema %u; this workbot reads schema %d",
 		    dir, m.has_schema ? m.schema : 0, RECORDS_SCHEMA);
 		goto fail;
 	}
@@ -761,7 +751,7 @@ records_open(const char *dir, size_t map_size, const char *key_file, struct reco
 		if (m.has_key_id)
 			mismatch_error(key_file, vault_key_id(r->vault), m.key_id, err, errsz);
 		else
-			seterr(err, errsz, "store %s: no key id in meta", dir);
+			util_seterr(err, errsz, "store %s: no key id in meta", dir);
 		goto fail;
 	}
 	*out = r;
@@ -1033,7 +1023,7 @@ put_fn(struct store_txn *t, void *arg, char *err, size_t errsz)
 			memcpy(account, h.account, h.alen);
 			account[h.alen] = '\0';
 		} else if (c->flags & RECORDS_PUT_MUST_EXIST) {
-			seterr(err, errsz, "connection %.*s is corrupt", (int)c->klen, c->key);
+			util_seterr(err, errsz, "connection %.*s is corrupt", (int)c->klen, c->key);
 			return -1;
 		}
 	}
@@ -1066,7 +1056,7 @@ records_conn_put(struct records *r, const char *team, const char *user, const ch
 	if (conn_key(team, user, app, key, &klen, err, errsz) != 0 || tokens_check(tok, err, errsz) != 0)
 		return -1;
 	if (account != NULL && strlen(account) > RECORDS_ACCOUNT_MAX) {
-		seterr(err, errsz, "records: account label longer than %d bytes", RECORDS_ACCOUNT_MAX);
+		util_seterr(err, errsz, "records: account label longer than %d bytes", RECORDS_ACCOUNT_MAX);
 		return -1;
 	}
 	memset(&c, 0, sizeof(c));
@@ -1112,7 +1102,7 @@ records_conn_get(struct records *r, const char *team, const char *user, const ch
 	}
 	if (conn_parse(val, vlen, &h) != 0) {
 		store_read_end(t);
-		seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
+		util_seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
 		return -1;
 	}
 	if (tok != NULL) {
@@ -1124,7 +1114,7 @@ records_conn_get(struct records *r, const char *team, const char *user, const ch
 		if (tokens_decode(plain, plen, &out) != 0) {
 			plain_release(plain, vault_plain_len(h.slen), stackbuf);
 			store_read_end(t);
-			seterr(err, errsz, "connection %s: token set is malformed", key_text(ktext, sizeof(ktext), key, klen));
+			util_seterr(err, errsz, "connection %s: token set is malformed", key_text(ktext, sizeof(ktext), key, klen));
 			return -1;
 		}
 		plain_release(plain, vault_plain_len(h.slen), stackbuf);
@@ -1200,7 +1190,7 @@ conn_reseal(const struct vault *from, const struct vault *to, const void *key, s
 	size_t plen = 0;
 
 	if (conn_parse(val, vlen, &h) != 0) {
-		seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
+		util_seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
 		return NULL;
 	}
 	if (conn_open(from, key, klen, val, &h, stackbuf, sizeof(stackbuf), &plain, &plen, err, errsz) != 0)
@@ -1254,7 +1244,7 @@ records_conn_set_state(struct records *r, const char *team, const char *user, co
 	size_t klen;
 
 	if (st != RECORDS_ACTIVE && st != RECORDS_EXPIRED) {
-		seterr(err, errsz, "records: unknown connection state %d", (int)st);
+		util_seterr(err, errsz, "records: unknown connection state %d", (int)st);
 		return -1;
 	}
 	if (conn_key(team, user, app, key, &klen, err, errsz) != 0)
@@ -1287,7 +1277,7 @@ list_fn(const void *key, size_t klen, const void *val, size_t vlen, void *arg, c
 	char ktext[CONN_KEY_MAX + 1];
 
 	if (split_key(key, klen, &e) != 0 || conn_parse(val, vlen, &h) != 0) {
-		seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
+		util_seterr(err, errsz, "connection %s is corrupt", key_text(ktext, sizeof(ktext), key, klen));
 		return -1;
 	}
 	if (c->f != NULL && ((c->f->team && strcmp(c->f->team, e.team) != 0) ||
@@ -1421,7 +1411,7 @@ pending_open(const struct vault *v, const char *id, size_t idlen, const void *va
 	if (vault_open(v, ad, adlen, (const unsigned char *)val + PENDING_HDR, vlen - PENDING_HDR,
 	    plain, want, &plen, verr, sizeof(verr)) != 0) {
 		free(plain);
-		seterr(err, errsz, "pending login record does not open: %s", verr);
+		util_seterr(err, errsz, "pending login record does not open: %s", verr);
 		return -1;
 	}
 	*body = secret_new(plain, plen);
@@ -1475,7 +1465,7 @@ records_pending_put(struct records *r, const char *id, int64_t expires_at, const
 	if (check_id("pending id", id, PENDING_ID_MAX, err, errsz) != 0)
 		return -1;
 	if (len > RECORDS_PENDING_MAX) {
-		seterr(err, errsz, "records: pending body of %zu bytes is over the %d-byte limit",
+		util_seterr(err, errsz, "records: pending body of %zu bytes is over the %d-byte limit",
 		    len, RECORDS_PENDING_MAX);
 		return -1;
 	}
@@ -1511,7 +1501,7 @@ records_pending_get(struct records *r, const char *id, int64_t now, struct secre
 	}
 	if (pending_parse(val, vlen, &exp) != 0) {
 		store_read_end(t);
-		seterr(err, errsz, "pending login record is corrupt");
+		util_seterr(err, errsz, "pending login record is corrupt");
 		return -1;
 	}
 	if (exp <= now) {
@@ -1585,7 +1575,7 @@ records_pending_take(struct records *r, const char *id, int64_t now, struct secr
 		return -1;
 	}
 	if (c.result < 0) {
-		seterr(err, errsz, "pending login record is corrupt (deleted)");
+		util_seterr(err, errsz, "pending login record is corrupt (deleted)");
 		return -1;
 	}
 	if (c.result == RECORDS_PENDING_FOUND) {
@@ -2091,7 +2081,7 @@ records_audit_append(struct records *r, const struct records_audit *e, size_t n,
 
 	for (i = 0; i < n; i++) {
 		if ((int)e[i].action < RECORDS_AUDIT_CONNECTED || e[i].action > RECORDS_AUDIT_ROTATED) {
-			seterr(err, errsz, "records: unknown audit action %d", (int)e[i].action);
+			util_seterr(err, errsz, "records: unknown audit action %d", (int)e[i].action);
 			return -1;
 		}
 	}
@@ -2143,7 +2133,7 @@ alist_iter(const void *key, size_t klen, const void *val, size_t vlen, void *arg
 	struct records_audit e;
 
 	if (audit_decode(key, klen, val, vlen, &e) != 0) {
-		seterr(err, errsz, "audit entry is corrupt");
+		util_seterr(err, errsz, "audit entry is corrupt");
 		return -1;
 	}
 	if ((c->action && e.action != c->action) ||
@@ -2327,7 +2317,7 @@ pending_reseal(const struct vault *from, const struct vault *to, const char *id,
 
 	if (pending_parse(val, vlen, &exp) != 0 ||
 	    pending_open(from, id, idlen, val, vlen, &body, NULL, 0) != 0) {
-		seterr(err, errsz, "pending login %s does not open with the old key",
+		util_seterr(err, errsz, "pending login %s does not open with the old key",
 		    key_text(idtext, sizeof(idtext), id, idlen));
 		return NULL;
 	}
@@ -2404,23 +2394,6 @@ rotate_fn(struct store_txn *t, void *arg, char *err, size_t errsz)
 	return 0;
 }
 
-static int
-fsync_dir_of(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, rc;
-
-	if (strlen(path) >= sizeof(copy))
-		return -1;
-	strcpy(copy, path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* Absolute path of a file that exists (its directory resolved, the name kept). */
 static int
 absolute_path(const char *path, char out[PATH_MAX], char *err, size_t errsz)
@@ -2428,17 +2401,17 @@ absolute_path(const char *path, char out[PATH_MAX], char *err, size_t errsz)
 	char dcopy[PATH_MAX], bcopy[PATH_MAX], real[PATH_MAX];
 
 	if (strlen(path) >= PATH_MAX) {
-		seterr(err, errsz, "%s: path too long", path);
+		util_seterr(err, errsz, "%s: path too long", path);
 		return -1;
 	}
 	strcpy(dcopy, path);
 	strcpy(bcopy, path);
 	if (realpath(dirname(dcopy), real) == NULL) {
-		seterr(err, errsz, "%s: %s", path, strerror(errno));
+		util_seterr(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", real, basename(bcopy)) >= PATH_MAX) {
-		seterr(err, errsz, "%s: path too long", path);
+		util_seterr(err, errsz, "%s: path too long", path);
 		return -1;
 	}
 	return 0;
@@ -2452,29 +2425,29 @@ rotate_files(const char *key_file, const char *new_abs, enum crash_point crash,
 	char old[PATH_MAX];
 
 	if ((size_t)snprintf(old, sizeof(old), "%s.old", key_file) >= sizeof(old)) {
-		seterr(err, errsz, "%s: path too long", key_file);
+		util_seterr(err, errsz, "%s: path too long", key_file);
 		return -1;
 	}
 	/* A .old from an earlier rotation is obsolete: the store never used it since. */
 	if (unlink(old) != 0 && errno != ENOENT) {
-		seterr(err, errsz, "rotate-key: store re-keyed to %s, but removing %s failed: %s "
+		util_seterr(err, errsz, "rotate-key: store re-keyed to %s, but removing %s failed: %s "
 		    "(move the key files by hand)", new_abs, old, strerror(errno));
 		return -1;
 	}
 	if (link(key_file, old) != 0) {
-		seterr(err, errsz, "rotate-key: store re-keyed to %s, but keeping the old key as %s "
+		util_seterr(err, errsz, "rotate-key: store re-keyed to %s, but keeping the old key as %s "
 		    "failed: %s (move the key files by hand)", new_abs, old, strerror(errno));
 		return -1;
 	}
-	(void)fsync_dir_of(old);
+	(void)util_fsync_parent(old);
 	crash_if(crash, CRASH_AFTER_BACKUP);
 	if (rename(new_abs, key_file) != 0) {
-		seterr(err, errsz, "rotate-key: store re-keyed to %s, but renaming it over %s failed: %s",
+		util_seterr(err, errsz, "rotate-key: store re-keyed to %s, but renaming it over %s failed: %s",
 		    new_abs, key_file, strerror(errno));
 		return -1;
 	}
-	(void)fsync_dir_of(key_file);
-	(void)fsync_dir_of(new_abs);
+	(void)util_fsync_parent(key_file);
+	(void)util_fsync_parent(new_abs);
 	crash_if(crash, CRASH_AFTER_RENAME);
 	return 0;
 }
@@ -2495,7 +2468,7 @@ records_rotate_key(const char *dir, size_t map_size, const char *key_file, const
 
 	rc = store_lock_try(dir, &lock, err, errsz);
 	if (rc == 0)
-		seterr(err, errsz, "rotate-key: a workbot daemon holds the store %s (%s is locked): stop it first",
+		util_seterr(err, errsz, "rotate-key: a workbot daemon holds the store %s (%s is locked): stop it first",
 		    dir, STORE_LOCK_FILE);
 	if (rc != 1)
 		return -1;
@@ -2503,30 +2476,30 @@ records_rotate_key(const char *dir, size_t map_size, const char *key_file, const
 	if (vault_load(key_file, &from, err, errsz) != 0 || vault_load(new_key_file, &to, err, errsz) != 0)
 		goto out;
 	if (memcmp(vault_key_id(from), vault_key_id(to), VAULT_KEY_ID_LEN) == 0) {
-		seterr(err, errsz, "rotate-key: %s holds the same key as %s", new_key_file, key_file);
+		util_seterr(err, errsz, "rotate-key: %s holds the same key as %s", new_key_file, key_file);
 		goto out;
 	}
 	if (absolute_path(new_key_file, new_abs, err, errsz) != 0)
 		goto out;
 	/* rename(2) cannot cross filesystems: find out before anything is changed. */
 	if (strlen(key_file) >= sizeof(kdir)) {
-		seterr(err, errsz, "%s: path too long", key_file);
+		util_seterr(err, errsz, "%s: path too long", key_file);
 		goto out;
 	}
 	strcpy(kdir, key_file);
 	if (stat(new_abs, &st_new) != 0 || stat(dirname(kdir), &st_dir) != 0) {
-		seterr(err, errsz, "rotate-key: %s", strerror(errno));
+		util_seterr(err, errsz, "rotate-key: %s", strerror(errno));
 		goto out;
 	}
 	if (st_new.st_dev != st_dir.st_dev) {
-		seterr(err, errsz, "rotate-key: %s must be on the same filesystem as %s", new_key_file, key_file);
+		util_seterr(err, errsz, "rotate-key: %s must be on the same filesystem as %s", new_key_file, key_file);
 		goto out;
 	}
 	if (store_open(dir, map_size, STORE_OPEN_EXISTING, &s, err, errsz) != 0 ||
 	    meta_read_store(s, &m, err, errsz) != 0)
 		goto out;
 	if (!m.has_key_id) {
-		seterr(err, errsz, "rotate-key: store %s has no key id yet: nothing to rotate", dir);
+		util_seterr(err, errsz, "rotate-key: store %s has no key id yet: nothing to rotate", dir);
 		goto out;
 	}
 	memset(&c, 0, sizeof(c));

@@ -39,6 +39,7 @@
 
 #include <lmdb.h>
 
+#include "workbot/util.h"
 #include "workbot/store.h"
 #include "workbot/xmalloc.h"
 
@@ -97,17 +98,6 @@ static __thread bool tls_writing;
 static __thread unsigned tls_slot_hint;	/* 0: not assigned yet */
 static unsigned slot_counter;
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 /* The one place LMDB's codes become words. */
 static const char *
@@ -167,7 +157,7 @@ full_error(struct store *s, char *err, size_t errsz, const char *why)
 	char sz[64];
 
 	size_text(sz, sizeof(sz), current_map_size(s));
-	seterr(err, errsz, "store is full (map_size %s): raise [store] map_size%s", sz, why);
+	util_seterr(err, errsz, "store is full (map_size %s): raise [store] map_size%s", sz, why);
 }
 
 static void
@@ -196,14 +186,14 @@ remap(struct store *s, size_t size, char *err, size_t errsz)
 	int rc;
 
 	if (tls_shared != 0) {
-		seterr(err, errsz, "store map must change size while this thread holds a transaction; retry later");
+		util_seterr(err, errsz, "store map must change size while this thread holds a transaction; retry later");
 		return -1;
 	}
 	pthread_rwlock_wrlock(&s->maplock);
 	rc = mdb_env_set_mapsize(s->env, size);
 	pthread_rwlock_unlock(&s->maplock);
 	if (rc != 0) {
-		seterr(err, errsz, "store: resizing the map: %s", lmdb_text(rc));
+		util_seterr(err, errsz, "store: resizing the map: %s", lmdb_text(rc));
 		return -1;
 	}
 	return 0;
@@ -248,25 +238,25 @@ check_dir(const char *dir, int flags, char *err, size_t errsz)
 
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT || (flags & STORE_OPEN_EXISTING)) {
-			seterr(err, errsz, "store directory %s: %s", dir, strerror(errno));
+			util_seterr(err, errsz, "store directory %s: %s", dir, strerror(errno));
 			return -1;
 		}
 		/* mkdir's mode is filtered by umask, which can only narrow 0700. */
 		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-			seterr(err, errsz, "store directory %s: cannot create: %s", dir, strerror(errno));
+			util_seterr(err, errsz, "store directory %s: cannot create: %s", dir, strerror(errno));
 			return -1;
 		}
 		if (stat(dir, &st) != 0) {
-			seterr(err, errsz, "store directory %s: %s", dir, strerror(errno));
+			util_seterr(err, errsz, "store directory %s: %s", dir, strerror(errno));
 			return -1;
 		}
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		seterr(err, errsz, "store directory %s: not a directory", dir);
+		util_seterr(err, errsz, "store directory %s: not a directory", dir);
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		seterr(err, errsz, "store directory %s is accessible by group/others (mode %04o): chmod 700",
+		util_seterr(err, errsz, "store directory %s is accessible by group/others (mode %04o): chmod 700",
 		    dir, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
@@ -284,21 +274,21 @@ check_files(const char *dir, int flags, char *err, size_t errsz)
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, names[i]) >= sizeof(path)) {
-			seterr(err, errsz, "store directory %s: path too long", dir);
+			util_seterr(err, errsz, "store directory %s: path too long", dir);
 			return -1;
 		}
 		if (lstat(path, &st) != 0) {
 			if (errno == ENOENT && !(i == 0 && (flags & STORE_OPEN_EXISTING)))
 				continue;
-			seterr(err, errsz, "store file %s: %s", path, strerror(errno));
+			util_seterr(err, errsz, "store file %s: %s", path, strerror(errno));
 			return -1;
 		}
 		if (!S_ISREG(st.st_mode)) {
-			seterr(err, errsz, "store file %s: not a regular file", path);
+			util_seterr(err, errsz, "store file %s: not a regular file", path);
 			return -1;
 		}
 		if (st.st_mode & 077) {
-			seterr(err, errsz, "store file %s is accessible by group/others (mode %04o): chmod 600",
+			util_seterr(err, errsz, "store file %s is accessible by group/others (mode %04o): chmod 600",
 			    path, (unsigned)(st.st_mode & 07777));
 			return -1;
 		}
@@ -315,20 +305,20 @@ open_dbs(struct store *s, char *err, size_t errsz)
 	/* All handles in one write txn: a dbi must not be opened while another txn opens one. */
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc != 0) {
-		seterr(err, errsz, "store %s: begin: %s", s->dir, lmdb_text(rc));
+		util_seterr(err, errsz, "store %s: begin: %s", s->dir, lmdb_text(rc));
 		return -1;
 	}
 	for (i = 0; i < STORE_DB_COUNT; i++) {
 		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i]);
 		if (rc != 0) {
 			mdb_txn_abort(txn);
-			seterr(err, errsz, "store %s: opening database %s: %s", s->dir, db_names[i], lmdb_text(rc));
+			util_seterr(err, errsz, "store %s: opening database %s: %s", s->dir, db_names[i], lmdb_text(rc));
 			return -1;
 		}
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc != 0) {
-		seterr(err, errsz, "store %s: creating databases: %s", s->dir, lmdb_text(rc));
+		util_seterr(err, errsz, "store %s: creating databases: %s", s->dir, lmdb_text(rc));
 		return -1;
 	}
 	return 0;
@@ -342,7 +332,7 @@ store_open(const char *dir, size_t map_size, int flags, struct store **out, char
 	int rc, dead = 0;
 
 	if (dir == NULL || *dir == '\0') {
-		seterr(err, errsz, "store: no directory given");
+		util_seterr(err, errsz, "store: no directory given");
 		return -1;
 	}
 	if (map_size == 0)
@@ -353,7 +343,7 @@ store_open(const char *dir, size_t map_size, int flags, struct store **out, char
 	pthread_mutex_lock(&open_mu);
 	if (store_is_open) {
 		pthread_mutex_unlock(&open_mu);
-		seterr(err, errsz, "store %s: a store is already open in this process", dir);
+		util_seterr(err, errsz, "store %s: a store is already open in this process", dir);
 		return -1;
 	}
 	store_is_open = true;
@@ -371,21 +361,21 @@ store_open(const char *dir, size_t map_size, int flags, struct store **out, char
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, map_size)) != 0) {
-		seterr(err, errsz, "store %s: %s", dir, lmdb_text(rc));
+		util_seterr(err, errsz, "store %s: %s", dir, lmdb_text(rc));
 		store_close(s);
 		return -1;
 	}
 	/* 0600: LMDB creates data.mdb/lock.mdb with this mode (less umask). */
 	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
 	if (rc != 0) {
-		seterr(err, errsz, "store %s: open: %s", dir, lmdb_text(rc));
+		util_seterr(err, errsz, "store %s: open: %s", dir, lmdb_text(rc));
 		store_close(s);
 		return -1;
 	}
 	/* Reader slots left by a crashed process pin old pages for ever. */
 	rc = mdb_reader_check(s->env, &dead);
 	if (rc != 0) {
-		seterr(err, errsz, "store %s: reader check: %s", dir, lmdb_text(rc));
+		util_seterr(err, errsz, "store %s: reader check: %s", dir, lmdb_text(rc));
 		store_close(s);
 		return -1;
 	}
@@ -447,7 +437,7 @@ store_usage(struct store *s, size_t *map_size, size_t *used, char *err, size_t e
 	lock_shared(s);
 	if ((rc = mdb_env_info(s->env, &info)) != 0 || (rc = mdb_env_stat(s->env, &st)) != 0) {
 		unlock_shared(s);
-		seterr(err, errsz, "store: %s", lmdb_text(rc));
+		util_seterr(err, errsz, "store: %s", lmdb_text(rc));
 		return -1;
 	}
 	unlock_shared(s);
@@ -548,7 +538,7 @@ store_read_begin(struct store *s, struct store_txn **out, char *err, size_t errs
 		lock_shared(s);
 	}
 	unlock_shared(s);
-	seterr(err, errsz, "store: read transaction: %s", lmdb_text(rc));
+	util_seterr(err, errsz, "store: read transaction: %s", lmdb_text(rc));
 	return -1;
 }
 
@@ -579,7 +569,7 @@ store_write(struct store *s, store_write_fn fn, void *arg, char *err, size_t err
 
 	if (tls_writing) {
 		/* LMDB would block for ever on its own writer lock. */
-		seterr(err, errsz, "store: nested write transaction refused (it would deadlock)");
+		util_seterr(err, errsz, "store: nested write transaction refused (it would deadlock)");
 		return -1;
 	}
 	for (tries = 0; tries < STORE_WRITE_TRIES; tries++) {
@@ -596,7 +586,7 @@ store_write(struct store *s, store_write_fn fn, void *arg, char *err, size_t err
 		}
 		if (rc != 0) {
 			unlock_shared(s);
-			seterr(err, errsz, "store: write transaction: %s", lmdb_text(rc));
+			util_seterr(err, errsz, "store: write transaction: %s", lmdb_text(rc));
 			return -1;
 		}
 		tls_writing = true;
@@ -614,7 +604,7 @@ store_write(struct store *s, store_write_fn fn, void *arg, char *err, size_t err
 				t.map_full = true;
 			} else {
 				unlock_shared(s);
-				seterr(err, errsz, "store: commit: %s", lmdb_text(rc));
+				util_seterr(err, errsz, "store: commit: %s", lmdb_text(rc));
 				return -1;
 			}
 		} else {
@@ -623,7 +613,7 @@ store_write(struct store *s, store_write_fn fn, void *arg, char *err, size_t err
 		unlock_shared(s);
 		if (!t.map_full) {
 			if (err != NULL && errsz > 0 && err[0] == '\0')
-				seterr(err, errsz, "store: write aborted");
+				util_seterr(err, errsz, "store: write aborted");
 			return -1;
 		}
 		/* Nothing was written: make room and run the whole callback again. */
@@ -640,7 +630,7 @@ static int
 check_key(size_t klen, char *err, size_t errsz)
 {
 	if (klen == 0 || klen > STORE_KEY_MAX) {
-		seterr(err, errsz, "store: key length %zu outside 1..%d", klen, STORE_KEY_MAX);
+		util_seterr(err, errsz, "store: key length %zu outside 1..%d", klen, STORE_KEY_MAX);
 		return -1;
 	}
 	return 0;
@@ -650,7 +640,7 @@ static int
 check_db(enum store_db db, char *err, size_t errsz)
 {
 	if ((int)db < 0 || db >= STORE_DB_COUNT) {
-		seterr(err, errsz, "store: no such database %d", (int)db);
+		util_seterr(err, errsz, "store: no such database %d", (int)db);
 		return -1;
 	}
 	return 0;
@@ -665,7 +655,7 @@ op_error(struct store_txn *t, int rc, const char *op, enum store_db db, char *er
 		full_error(t->s, err, errsz, "");
 		return;
 	}
-	seterr(err, errsz, "store: %s in %s: %s", op, db_names[db], lmdb_text(rc));
+	util_seterr(err, errsz, "store: %s in %s: %s", op, db_names[db], lmdb_text(rc));
 }
 
 int
@@ -701,11 +691,11 @@ store_put(struct store_txn *t, enum store_db db, const void *key, size_t klen,
 	if (check_db(db, err, errsz) != 0 || check_key(klen, err, errsz) != 0)
 		return -1;
 	if (!t->write) {
-		seterr(err, errsz, "store: put in a read transaction");
+		util_seterr(err, errsz, "store: put in a read transaction");
 		return -1;
 	}
 	if (vlen > STORE_VALUE_MAX) {
-		seterr(err, errsz, "store: value of %zu bytes is over the %u-byte limit", vlen, STORE_VALUE_MAX);
+		util_seterr(err, errsz, "store: value of %zu bytes is over the %u-byte limit", vlen, STORE_VALUE_MAX);
 		return -1;
 	}
 	k.mv_size = klen;
@@ -729,7 +719,7 @@ store_del(struct store_txn *t, enum store_db db, const void *key, size_t klen, c
 	if (check_db(db, err, errsz) != 0 || check_key(klen, err, errsz) != 0)
 		return -1;
 	if (!t->write) {
-		seterr(err, errsz, "store: delete in a read transaction");
+		util_seterr(err, errsz, "store: delete in a read transaction");
 		return -1;
 	}
 	k.mv_size = klen;
@@ -808,7 +798,7 @@ store_iter(struct store_txn *t, enum store_db db, const void *prefix, size_t ple
 	if (check_db(db, err, errsz) != 0)
 		return -1;
 	if (plen > STORE_KEY_MAX) {
-		seterr(err, errsz, "store: prefix too long");
+		util_seterr(err, errsz, "store: prefix too long");
 		return -1;
 	}
 	rc = mdb_cursor_open(t->txn, t->s->dbi[db], &cur);
@@ -836,7 +826,7 @@ store_iter(struct store_txn *t, enum store_db db, const void *prefix, size_t ple
 		if (act == STORE_ITER_DELETE) {
 			if (!t->write || reverse) {
 				mdb_cursor_close(cur);
-				seterr(err, errsz, "store: delete while iterating needs a forward write transaction");
+				util_seterr(err, errsz, "store: delete while iterating needs a forward write transaction");
 				return -1;
 			}
 			/* After a cursor delete, MDB_NEXT lands on the entry that followed. */
@@ -863,12 +853,12 @@ lock_open(const char *dir, char *err, size_t errsz)
 	int fd;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, STORE_LOCK_FILE) >= sizeof(path)) {
-		seterr(err, errsz, "store directory %s: path too long", dir);
+		util_seterr(err, errsz, "store directory %s: path too long", dir);
 		return -1;
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		seterr(err, errsz, "lock file %s: %s", path, strerror(errno));
+		util_seterr(err, errsz, "lock file %s: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -886,7 +876,7 @@ store_lock_try(const char *dir, struct store_lock **out, char *err, size_t errsz
 		close(fd);
 		if (e == EWOULDBLOCK)
 			return 0;
-		seterr(err, errsz, "lock file %s/%s: %s", dir, STORE_LOCK_FILE, strerror(e));
+		util_seterr(err, errsz, "lock file %s/%s: %s", dir, STORE_LOCK_FILE, strerror(e));
 		return -1;
 	}
 	l = xmalloc(sizeof(*l));
@@ -901,7 +891,7 @@ store_lock_daemon(const char *dir, struct store_lock **out, char *err, size_t er
 	int rc = store_lock_try(dir, out, err, errsz);
 
 	if (rc == 0)
-		seterr(err, errsz, "store %s is in use by another workbot process (%s is locked)",
+		util_seterr(err, errsz, "store %s is in use by another workbot process (%s is locked)",
 		    dir, STORE_LOCK_FILE);
 	return rc == 1 ? 0 : -1;
 }

@@ -31,6 +31,7 @@
 
 #include <sodium.h>
 
+#include "workbot/util.h"
 #include "workbot/vault.h"
 #include "workbot/xmalloc.h"
 
@@ -56,17 +57,6 @@ struct vault {
 	struct vault_keys *k;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 void
 vault_key_id_to_hex(const uint8_t id[VAULT_KEY_ID_LEN], char out[VAULT_KEY_ID_HEX])
@@ -91,7 +81,7 @@ decode_key(const char *path, const unsigned char *buf, size_t len, unsigned char
 	else if (hexlen == 2 * KEY_LEN + 2 && buf[hexlen - 2] == '\r' && buf[hexlen - 1] == '\n')
 		hexlen -= 2;
 	if (hexlen != 2 * KEY_LEN) {
-		seterr(err, errsz, "key file %s: %zu bytes: expected 64 hex characters (workbot keygen) "
+		util_seterr(err, errsz, "key file %s: %zu bytes: expected 64 hex characters (workbot keygen) "
 		    "or exactly 32 raw bytes", path, len);
 		return -1;
 	}
@@ -100,7 +90,7 @@ decode_key(const char *path, const unsigned char *buf, size_t len, unsigned char
 	    binlen != KEY_LEN || end != (const char *)buf + hexlen) {
 		size_t at = end != NULL ? (size_t)(end - (const char *)buf) : 0;
 		sodium_memzero(key, KEY_LEN);
-		seterr(err, errsz, "key file %s: not valid hex (bad character at offset %zu)", path, at);
+		util_seterr(err, errsz, "key file %s: not valid hex (bad character at offset %zu)", path, at);
 		return -1;
 	}
 	return 0;
@@ -117,33 +107,33 @@ read_key_file(const char *path, unsigned char key[KEY_LEN], char *err, size_t er
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		seterr(err, errsz, "key file %s: %s", path, strerror(errno));
+		util_seterr(err, errsz, "key file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {
-		seterr(err, errsz, "key file %s: %s", path, strerror(errno));
+		util_seterr(err, errsz, "key file %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(err, errsz, "key file %s: not a regular file", path);
+		util_seterr(err, errsz, "key file %s: not a regular file", path);
 		close(fd);
 		return -1;
 	}
 	if (st.st_mode & (S_IRGRP | S_IROTH)) {
-		seterr(err, errsz, "key file %s is readable by group/others (mode %04o): chmod 600",
+		util_seterr(err, errsz, "key file %s is readable by group/others (mode %04o): chmod 600",
 		    path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		seterr(err, errsz, "key file %s is accessible by group/others (mode %04o): chmod 600",
+		util_seterr(err, errsz, "key file %s is accessible by group/others (mode %04o): chmod 600",
 		    path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
 	}
 	if (st.st_size > KEYFILE_MAX) {
-		seterr(err, errsz, "key file %s: %lld bytes: expected 64 hex characters (workbot keygen) "
+		util_seterr(err, errsz, "key file %s: %lld bytes: expected 64 hex characters (workbot keygen) "
 		    "or exactly 32 raw bytes", path, (long long)st.st_size);
 		close(fd);
 		return -1;
@@ -159,7 +149,7 @@ read_key_file(const char *path, unsigned char key[KEY_LEN], char *err, size_t er
 			break;
 	}
 	if (n < 0) {
-		seterr(err, errsz, "key file %s: %s", path, strerror(errno));
+		util_seterr(err, errsz, "key file %s: %s", path, strerror(errno));
 		sodium_memzero(buf, sizeof(buf));
 		close(fd);
 		return -1;
@@ -179,7 +169,7 @@ vault_load(const char *path, struct vault **out, char *err, size_t errsz)
 	struct vault *v;
 
 	if (sodium_init() < 0) {
-		seterr(err, errsz, "libsodium failed to initialise");
+		util_seterr(err, errsz, "libsodium failed to initialise");
 		return -1;
 	}
 	if (read_key_file(path, master, err, errsz) != 0)
@@ -187,7 +177,7 @@ vault_load(const char *path, struct vault **out, char *err, size_t errsz)
 	k = sodium_malloc(sizeof(*k));
 	if (k == NULL) {
 		sodium_memzero(master, sizeof(master));
-		seterr(err, errsz, "key file %s: cannot allocate protected memory", path);
+		util_seterr(err, errsz, "key file %s: cannot allocate protected memory", path);
 		return -1;
 	}
 	crypto_kdf_derive_from_key(k->seal, sizeof(k->seal), 1, kdf_context, master);
@@ -232,23 +222,6 @@ vault_sodium_version(void)
 	return sodium_version_string();
 }
 
-static int
-fsync_parent(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, rc;
-
-	if (strlen(path) >= sizeof(copy))
-		return -1;
-	strcpy(copy, path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int
 vault_keygen(const char *path, char *err, size_t errsz)
 {
@@ -259,16 +232,16 @@ vault_keygen(const char *path, char *err, size_t errsz)
 	int fd;
 
 	if (sodium_init() < 0) {
-		seterr(err, errsz, "libsodium failed to initialise");
+		util_seterr(err, errsz, "libsodium failed to initialise");
 		return -1;
 	}
 	/* O_EXCL: an existing key may be the only way to open a store; never overwrite it. */
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			seterr(err, errsz, "key file %s already exists: refusing to overwrite it", path);
+			util_seterr(err, errsz, "key file %s already exists: refusing to overwrite it", path);
 		else
-			seterr(err, errsz, "key file %s: %s", path, strerror(errno));
+			util_seterr(err, errsz, "key file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	randombytes_buf(key, sizeof(key));
@@ -290,13 +263,13 @@ vault_keygen(const char *path, char *err, size_t errsz)
 		int e = errno;
 		close(fd);
 		unlink(path);
-		seterr(err, errsz, "key file %s: writing: %s", path, strerror(e));
+		util_seterr(err, errsz, "key file %s: writing: %s", path, strerror(e));
 		return -1;
 	}
-	if (close(fd) != 0 || fsync_parent(path) != 0) {
+	if (close(fd) != 0 || util_fsync_parent(path) != 0) {
 		int e = errno;
 		unlink(path);
-		seterr(err, errsz, "key file %s: syncing: %s", path, strerror(e));
+		util_seterr(err, errsz, "key file %s: syncing: %s", path, strerror(e));
 		return -1;
 	}
 	return 0;
@@ -331,7 +304,7 @@ build_ad(unsigned char *full, const unsigned char *prefix, const void *ad, size_
     char *err, size_t errsz)
 {
 	if (adlen > VAULT_AD_MAX) {
-		seterr(err, errsz, "vault: additional data of %zu bytes is over the %d-byte limit",
+		util_seterr(err, errsz, "vault: additional data of %zu bytes is over the %d-byte limit",
 		    adlen, VAULT_AD_MAX);
 		return -1;
 	}
@@ -350,7 +323,7 @@ vault_seal(const struct vault *v, const void *ad, size_t adlen, const void *plai
 	unsigned long long clen = 0;
 
 	if (plen > SIZE_MAX - VAULT_OVERHEAD || outsz < vault_sealed_len(plen)) {
-		seterr(err, errsz, "vault: output buffer too small");
+		util_seterr(err, errsz, "vault: output buffer too small");
 		return -1;
 	}
 	o[0] = VAULT_VERSION;
@@ -373,23 +346,23 @@ vault_open(const struct vault *v, const void *ad, size_t adlen, const void *seal
 	size_t want;
 
 	if (slen < VAULT_OVERHEAD) {
-		seterr(err, errsz, "vault: sealed data too short (%zu bytes)", slen);
+		util_seterr(err, errsz, "vault: sealed data too short (%zu bytes)", slen);
 		return -1;
 	}
 	if (b[0] != VAULT_VERSION) {
-		seterr(err, errsz, "vault: unknown sealed format version %u", (unsigned)b[0]);
+		util_seterr(err, errsz, "vault: unknown sealed format version %u", (unsigned)b[0]);
 		return -1;
 	}
 	if (sodium_memcmp(b + 1, v->k->id, VAULT_KEY_ID_LEN) != 0) {
 		char other[VAULT_KEY_ID_HEX];
 		vault_key_id_to_hex(b + 1, other);
-		seterr(err, errsz, "vault: sealed under key id %s, not this key (key id %s)",
+		util_seterr(err, errsz, "vault: sealed under key id %s, not this key (key id %s)",
 		    other, v->k->id_hex);
 		return -1;
 	}
 	want = vault_plain_len(slen);
 	if (outsz < want) {
-		seterr(err, errsz, "vault: output buffer too small");
+		util_seterr(err, errsz, "vault: output buffer too small");
 		return -1;
 	}
 	if (build_ad(full, b, ad, adlen, err, errsz) != 0)
@@ -397,7 +370,7 @@ vault_open(const struct vault *v, const void *ad, size_t adlen, const void *seal
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, b + HEADER_LEN,
 	    slen - HEADER_LEN, full, PREFIX_LEN + adlen, b + PREFIX_LEN, v->k->seal) != 0) {
 		sodium_memzero(out, want);
-		seterr(err, errsz, "vault: sealed data does not authenticate (tampered, moved or corrupt)");
+		util_seterr(err, errsz, "vault: sealed data does not authenticate (tampered, moved or corrupt)");
 		return -1;
 	}
 	*plen = (size_t)mlen;
