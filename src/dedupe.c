@@ -18,11 +18,22 @@
 #define NIL UINT32_MAX
 #define START_CAP 1024
 
+/*
+ * 16 bytes, as dedupe.h promises: `when` is unix seconds in 32 unsigned
+ * bits (good until 2106; clamped), not int64_t, whose alignment made the
+ * entry 24. At the cap of 100,000 ids that is 0.8 MiB of RssAnon less.
+ */
 struct entry {
 	uint64_t hash;
-	int64_t  when;
+	uint32_t when;
 	uint32_t next;		/* next slot in the bucket chain */
 };
+
+static uint32_t
+when32(int64_t when)
+{
+	return when < 0 ? 0 : when > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)when;
+}
 
 struct dedupe {
 	unsigned char key[crypto_shorthash_KEYBYTES];
@@ -67,7 +78,9 @@ dedupe_new(size_t cap, int64_t window_secs)
 	d->window = window_secs;
 	d->ring_cap = d->cap < START_CAP ? d->cap : START_CAP;
 	d->ring = xcalloc(d->ring_cap, sizeof(*d->ring));
-	for (d->nbuckets = 1; d->nbuckets < 2 * d->ring_cap; d->nbuckets <<= 1)
+	/* One bucket per slot at least: chains stay short (≤ 1 on average) at
+	 * 4 bytes per slot, where two per slot cost 1 MiB at the cap. */
+	for (d->nbuckets = 1; d->nbuckets < d->ring_cap; d->nbuckets <<= 1)
 		;
 	d->buckets = xmalloc(d->nbuckets * sizeof(*d->buckets));
 	index_all(d);
@@ -108,7 +121,7 @@ pop_head(struct dedupe *d)
 static void
 expire(struct dedupe *d, int64_t now)
 {
-	while (d->count > 0 && d->ring[d->head].when < now - d->window)
+	while (d->count > 0 && (int64_t)d->ring[d->head].when < now - d->window)
 		pop_head(d);
 }
 
@@ -119,7 +132,7 @@ dedupe_seen(struct dedupe *d, const char *key, int64_t now)
 
 	expire(d, now);
 	for (uint32_t s = d->buckets[h & (d->nbuckets - 1)]; s != NIL; s = d->ring[s].next)
-		if (d->ring[s].hash == h && d->ring[s].when >= now - d->window)
+		if (d->ring[s].hash == h && (int64_t)d->ring[s].when >= now - d->window)
 			return 1;
 	return 0;
 }
@@ -137,7 +150,7 @@ grow(struct dedupe *d)
 	d->ring = ring;
 	d->ring_cap = ncap;
 	d->head = 0;
-	while (d->nbuckets < 2 * ncap)
+	while (d->nbuckets < ncap)
 		d->nbuckets <<= 1;
 	d->buckets = xreallocarray(d->buckets, d->nbuckets, sizeof(*d->buckets));
 	index_all(d);
@@ -157,7 +170,7 @@ dedupe_mark(struct dedupe *d, const char *key, int64_t when)
 	}
 	slot = (d->head + d->count) % d->ring_cap;
 	b = h & (d->nbuckets - 1);
-	d->ring[slot] = (struct entry){ .hash = h, .when = when, .next = d->buckets[b] };
+	d->ring[slot] = (struct entry){ .hash = h, .when = when32(when), .next = d->buckets[b] };
 	d->buckets[b] = (uint32_t)slot;
 	d->count++;
 }

@@ -167,6 +167,8 @@ envelope_parse(const char *buf, size_t len, struct envelope *env, const char **w
 		set_dedupe_key(env);
 		break;
 	}
+	env->frame = buf;
+	env->frame_len = len;
 	return 0;
 bad:
 	cJSON_Delete(env->root);

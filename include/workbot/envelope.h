@@ -47,6 +47,8 @@ struct envelope {
 	const char *disconnect_reason;	/* disconnect: the reason ("" if absent) */
 	long num_connections;		/* hello; -1 when absent */
 	long approximate_connection_time;	/* hello; -1 when absent */
+	const char *frame;		/* the bytes parsed: the caller's buffer, valid while it is */
+	size_t frame_len;
 };
 
 /*

@@ -1,0 +1,738 @@
+/*
+ * ack_bench: the DESIGN §7 ack and memory figures, from one run.
+ *
+ *   ack_bench [--workbot PATH] [--fake PATH] [--n N] [--serial N]
+ *             [--windows W,W,...] [--im-n N] [--settle S] [--keep]
+ *
+ * Starts the fake Slack (port 0) and a real `workbot run` (connections = 2,
+ * workers = 4, log level info) on 127.0.0.1 in a private temporary
+ * directory, waits until /healthz says both sockets are live, lets the
+ * daemon settle, samples its memory (RssAnon, VmRSS from /proc/PID/status),
+ * then drives the fake's /_control/burst over one socket:
+ *
+ *   serial     window 1, --serial noop envelopes: the round trip of one
+ *              envelope with nothing else in flight (ack_rtt_*)
+ *   burst      --n noop envelopes for each --windows value; the best
+ *              acks/s is reported (burst_*, acks_per_s), all are listed
+ *   im         --im-n message_im envelopes (window 256): these go through
+ *              dedupe, the job queue and a worker, and their ids are
+ *              persisted in batches
+ *
+ * Round trips are measured at the fake (envelope written → ack parsed).
+ * "noop" envelopes are reaction_added events: workbot acks and drops them
+ * on the event thread, so they are the pure ack path. A thread polls
+ * /proc/PID/status every 50 ms during each phase for the peaks. workbot's
+ * own workbot_ack_seconds histogram (frame complete → ack written) is read
+ * from /metrics before and after each phase and summarised per phase.
+ *
+ * Output: one block of "name value" lines on stdout; progress on stderr.
+ * Everything is bounded (alarm(), per-phase timeouts); children are killed
+ * on every exit path (workbot also gets PR_SET_PDEATHSIG). 127.0.0.1 only.
+ * Never run by `meson test`: it takes ~20 s and measures, not asserts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#include "fake_slack_client.h"
+
+#define APP_TOKEN	"xapp-1-A0FAKEAPP01-1-fake"
+#define BOT_TOKEN	"xoxb-0001-fake"
+#define OVERALL_S	600		/* alarm: the whole run, whatever happens */
+#define PHASE_MS	120000L		/* one burst at most */
+#define MAX_WINDOWS	8
+#define MAX_BUCKETS	32
+
+static struct {
+	pid_t wb;
+	pid_t fake;			/* copy of fsc_pid, for the signal handler */
+	struct fsc *f;
+	char tmp[64];
+	int keep;
+	int listen_port;
+	CURL *curl;			/* for workbot's listener */
+} B;
+
+/* ---- children and clean-up ---- */
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void
+kill_children_now(void)
+{
+	if (B.wb > 0)
+		kill(B.wb, SIGKILL);
+	if (B.fake > 0)
+		kill(B.fake, SIGKILL);
+}
+
+static void
+on_signal(int sig)
+{
+	static const char msg[] = "ack_bench: interrupted or timed out, children killed\n";
+
+	kill_children_now();
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(128 + sig);
+}
+
+static void
+rm_tree(const char *dir)
+{
+	pid_t p;
+
+	if (dir[0] == '\0' || strncmp(dir, "/tmp/ack_bench.", 15) != 0)
+		return;
+	p = fork();
+	if (p == 0) {
+		execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (p > 0)
+		waitpid(p, NULL, 0);
+}
+
+static void
+cleanup(void)
+{
+	if (B.wb > 0) {
+		/* A clean stop (≤ 12 s), so its store is closed properly; then KILL. */
+		int i;
+
+		kill(B.wb, SIGTERM);
+		for (i = 0; i < 120 && waitpid(B.wb, NULL, WNOHANG) != B.wb; i++)
+			sleep_ms(100);
+		if (i == 120) {
+			kill(B.wb, SIGKILL);
+			waitpid(B.wb, NULL, 0);
+		}
+		B.wb = 0;
+	}
+	if (B.f != NULL) {
+		fsc_stop(B.f);
+		B.f = NULL;
+		B.fake = 0;
+	}
+	if (B.curl != NULL) {
+		curl_easy_cleanup(B.curl);
+		B.curl = NULL;
+	}
+	if (!B.keep)
+		rm_tree(B.tmp);
+	else if (B.tmp[0])
+		fprintf(stderr, "ack_bench: kept %s\n", B.tmp);
+}
+
+static void
+die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("ack_bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);	/* atexit: cleanup() */
+}
+
+/* A loopback port that was free a moment ago (the listener binds it next). */
+static int
+free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int
+run_wait(const char *const argv[], const char *out_path)
+{
+	int status;
+	pid_t p = fork();
+
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(p, &status, 0) != p)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static pid_t
+spawn_workbot(const char *workbot, const char *conf, const char *log_path)
+{
+	pid_t parent = getpid(), p = fork();
+
+	if (p != 0)
+		return p;
+	/* If the bench dies without its clean-up, workbot must not outlive it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	{
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+	}
+	execl(workbot, workbot, "run", "-c", conf, "--log-level", "info", (char *)NULL);
+	_exit(127);
+}
+
+/* ---- workbot's listener ---- */
+
+struct sink {
+	char buf[256 * 1024];
+	size_t len;
+};
+
+static size_t
+sink_write(char *data, size_t sz, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	size_t add = sz * n;
+
+	if (s->len + add >= sizeof(s->buf))
+		return 0;
+	memcpy(s->buf + s->len, data, add);
+	s->len += add;
+	s->buf[s->len] = '\0';
+	return add;
+}
+
+/* GET http://127.0.0.1:listen_port/path into s; the HTTP status or -1. */
+static int
+wb_get(const char *path, struct sink *s)
+{
+	char url[128];
+	long code = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", B.listen_port, path);
+	s->len = 0;
+	s->buf[0] = '\0';
+	curl_easy_reset(B.curl);
+	curl_easy_setopt(B.curl, CURLOPT_URL, url);
+	curl_easy_setopt(B.curl, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(B.curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(B.curl, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(B.curl, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(B.curl, CURLOPT_WRITEDATA, s);
+	if (curl_easy_perform(B.curl) != CURLE_OK)
+		return -1;
+	curl_easy_getinfo(B.curl, CURLINFO_RESPONSE_CODE, &code);
+	return (int)code;
+}
+
+static int
+sockets_live(void)
+{
+	static struct sink s;
+	cJSON *o;
+	int n = -1;
+
+	if (wb_get("/healthz", &s) < 0)
+		return -1;
+	o = cJSON_Parse(s.buf);
+	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "sockets_live")))
+		n = cJSON_GetObjectItemCaseSensitive(o, "sockets_live")->valueint;
+	cJSON_Delete(o);
+	return n;
+}
+
+/* workbot_ack_seconds from /metrics: cumulative bucket counts and the sum. */
+struct hist {
+	unsigned n;
+	double le_us[MAX_BUCKETS];	/* upper bounds; +Inf as a huge number */
+	double cum[MAX_BUCKETS];
+	double sum_s, count;
+};
+
+static int
+read_hist(struct hist *h)
+{
+	static struct sink s;
+	const char *p;
+
+	memset(h, 0, sizeof(*h));
+	if (wb_get("/metrics", &s) != 200)
+		return -1;
+	for (p = s.buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		char le[32];
+		double v;
+
+		if (sscanf(p, "workbot_ack_seconds_bucket{le=\"%31[^\"]\"} %lf", le, &v) == 2 &&
+		    h->n < MAX_BUCKETS) {
+			h->le_us[h->n] = strcmp(le, "+Inf") == 0 ? 1e300 : strtod(le, NULL) * 1e6;
+			h->cum[h->n++] = v;
+		} else if (sscanf(p, "workbot_ack_seconds_sum %lf", &v) == 1) {
+			h->sum_s = v;
+		} else if (sscanf(p, "workbot_ack_seconds_count %lf", &v) == 1) {
+			h->count = v;
+		}
+	}
+	return h->n > 0 ? 0 : -1;
+}
+
+/* The upper bound of the bucket holding quantile q of after - before. */
+static double
+hist_q(const struct hist *a, const struct hist *b, double q)
+{
+	double total = b->count - a->count;
+
+	if (total <= 0 || a->n != b->n)
+		return -1;
+	for (unsigned i = 0; i < b->n; i++)
+		if (b->cum[i] - a->cum[i] >= q * total)
+			return b->le_us[i];
+	return -1;
+}
+
+static void
+print_hist(const char *phase, const struct hist *a, const struct hist *b)
+{
+	double n = b->count - a->count;
+
+	printf("workbot_ack_%s_count %.0f\n", phase, n);
+	printf("workbot_ack_%s_mean_us %.1f\n", phase, n > 0 ? (b->sum_s - a->sum_s) * 1e6 / n : -1.0);
+	printf("workbot_ack_%s_p50_le_us %.0f\n", phase, hist_q(a, b, 0.50));
+	printf("workbot_ack_%s_p99_le_us %.0f\n", phase, hist_q(a, b, 0.99));
+}
+
+/* ---- memory ---- */
+
+static int
+proc_mem(pid_t pid, long *rss_anon, long *vmrss)
+{
+	char path[64], line[256];
+	FILE *fp;
+	int got = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (sscanf(line, "RssAnon: %ld", rss_anon) == 1)
+			got |= 1;
+		else if (sscanf(line, "VmRSS: %ld", vmrss) == 1)
+			got |= 2;
+	}
+	fclose(fp);
+	return got == 3 ? 0 : -1;
+}
+
+static struct {
+	atomic_bool stop;
+	atomic_long anon_peak, rss_peak;
+	pthread_t th;
+} M;
+
+static void *
+sampler(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&M.stop)) {
+		long a, r;
+
+		if (proc_mem(B.wb, &a, &r) == 0) {
+			if (a > atomic_load(&M.anon_peak))
+				atomic_store(&M.anon_peak, a);
+			if (r > atomic_load(&M.rss_peak))
+				atomic_store(&M.rss_peak, r);
+		}
+		sleep_ms(50);
+	}
+	return NULL;
+}
+
+static void
+sampler_reset(void)
+{
+	atomic_store(&M.anon_peak, 0);
+	atomic_store(&M.rss_peak, 0);
+}
+
+/* ---- bursts ---- */
+
+struct result {
+	double acked, lost, acks_per_s, p50, p90, p99, p999, max, mean;
+	long anon_peak, rss_peak;
+	struct hist h0, h1;
+	int ok;
+};
+
+static double
+num(const cJSON *o, const char *k)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(n) ? n->valuedouble : -1;
+}
+
+static int
+one_live_socket(void)
+{
+	cJSON *o = NULL, *s;
+	int id = -1;
+
+	if (fsc_get(B.f, "/_control/stats", &o) != 200)
+		return -1;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(o, "sockets")) {
+		const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "state"));
+
+		if (st && strcmp(st, "live") == 0) {
+			id = (int)num(s, "id");
+			break;
+		}
+	}
+	cJSON_Delete(o);
+	return id;
+}
+
+/* One burst over one socket; polls the fake until it is over (≤ PHASE_MS). */
+static int
+burst(const char *type, unsigned n, unsigned window, struct result *r)
+{
+	char path[256];
+	cJSON *o = NULL;
+	int sock = one_live_socket(), st;
+	int64_t t_end;
+	const char *state = "running";
+
+	memset(r, 0, sizeof(*r));
+	if (sock < 0) {
+		fprintf(stderr, "ack_bench: no live socket at the fake\n");
+		return -1;
+	}
+	read_hist(&r->h0);
+	sampler_reset();
+	snprintf(path, sizeof(path), "/_control/burst?n=%u&window=%u&type=%s&socket=%d&timeout_ms=%ld&wait=0",
+	    n, window, type, sock, PHASE_MS);
+	st = fsc_post(B.f, path, NULL, NULL, NULL, &o, NULL);
+	if (st != 200) {
+		fprintf(stderr, "ack_bench: burst refused: HTTP %d\n", st);
+		cJSON_Delete(o);
+		return -1;
+	}
+	cJSON_Delete(o);
+	o = NULL;
+	t_end = now_ms() + PHASE_MS + 5000;
+	while (now_ms() < t_end) {
+		sleep_ms(100);
+		cJSON_Delete(o);
+		o = NULL;
+		if (fsc_get(B.f, "/_control/burst", &o) != 200)
+			continue;
+		state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "state"));
+		if (state == NULL || strcmp(state, "running") != 0)
+			break;
+	}
+	/* One more sample after the last ack, then the histogram. */
+	sleep_ms(60);
+	r->anon_peak = atomic_load(&M.anon_peak);
+	r->rss_peak = atomic_load(&M.rss_peak);
+	read_hist(&r->h1);
+	if (o != NULL) {
+		const cJSON *rtt = cJSON_GetObjectItemCaseSensitive(o, "rtt_us");
+
+		r->acked = num(o, "acked");
+		r->lost = num(o, "lost");
+		r->acks_per_s = num(o, "acks_per_s");
+		r->p50 = num(rtt, "p50");
+		r->p90 = num(rtt, "p90");
+		r->p99 = num(rtt, "p99");
+		r->p999 = num(rtt, "p999");
+		r->max = num(rtt, "max");
+		r->mean = num(rtt, "mean");
+		r->ok = state != NULL && strcmp(state, "done") == 0 && r->acked == n;
+		if (!r->ok)
+			fprintf(stderr, "ack_bench: %s burst window %u ended %s: acked %.0f of %u (%s)\n",
+			    type, window, state ? state : "?", r->acked, n,
+			    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error")) ?
+			    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error")) : "");
+	}
+	cJSON_Delete(o);
+	return r->ok ? 0 : -1;
+}
+
+/* ---- main ---- */
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: ack_bench [--workbot PATH] [--fake PATH] [--n N] [--serial N]\n"
+	    "                 [--windows W,W,...] [--im-n N] [--settle S] [--keep]\n");
+	exit(2);
+}
+
+/* Default paths: baked in by meson, else next to this binary in the build dir. */
+static const char *
+default_path(const char *baked, const char *rel, char *buf, size_t size)
+{
+	char self[4096];
+	ssize_t n;
+	char *slash;
+
+	if (baked[0] != '\0' && access(baked, X_OK) == 0)
+		return baked;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return baked;
+	self[n] = '\0';
+	/* build/tests/bench/ack_bench → build/ */
+	for (int i = 0; i < 3 && (slash = strrchr(self, '/')) != NULL; i++)
+		*slash = '\0';
+	if (snprintf(buf, size, "%s/%s", self, rel) >= (int)size)
+		return baked;
+	return buf;
+}
+
+#ifndef ACK_BENCH_WORKBOT
+#define ACK_BENCH_WORKBOT ""
+#endif
+#ifndef ACK_BENCH_FAKE
+#define ACK_BENCH_FAKE ""
+#endif
+
+int
+main(int argc, char **argv)
+{
+	char wbuf[4096], fbuf[4096], path[256], conf[256], logp[256];
+	const char *workbot = NULL, *fake = NULL;
+	unsigned n = 100000, serial_n = 2000, im_n = 100000, settle_s = 3;
+	unsigned windows[MAX_WINDOWS] = { 64, 256, 1024 }, nwin = 3, best = 0;
+	struct result serial, bursts[MAX_WINDOWS], im;
+	long anon_idle = 0, rss_idle = 0, anon_after = 0, rss_after = 0, anon_load, rss_load;
+	FILE *fp;
+	int live = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(a, "--keep") == 0) {
+			B.keep = 1;
+			continue;
+		}
+		if (v == NULL)
+			usage();
+		i++;
+		if (strcmp(a, "--workbot") == 0)
+			workbot = v;
+		else if (strcmp(a, "--fake") == 0)
+			fake = v;
+		else if (strcmp(a, "--n") == 0)
+			n = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--serial") == 0)
+			serial_n = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--im-n") == 0)
+			im_n = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--settle") == 0)
+			settle_s = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--windows") == 0) {
+			char *end;
+			const char *p = v;
+
+			for (nwin = 0; *p && nwin < MAX_WINDOWS; p = *end ? end + 1 : end) {
+				windows[nwin] = (unsigned)strtoul(p, &end, 10);
+				if (end == p || windows[nwin] == 0 || windows[nwin] > 65536)
+					usage();
+				nwin++;
+			}
+		} else
+			usage();
+	}
+	if (n == 0 || n > 1000000 || serial_n == 0 || serial_n > 1000000 || im_n > 1000000 ||
+	    settle_s > 60 || nwin == 0)
+		usage();
+	if (workbot == NULL)
+		workbot = default_path(ACK_BENCH_WORKBOT, "workbot", wbuf, sizeof(wbuf));
+	if (fake == NULL)
+		fake = default_path(ACK_BENCH_FAKE, "tests/fakes/fake_slack", fbuf, sizeof(fbuf));
+	if (access(workbot, X_OK) != 0 || access(fake, X_OK) != 0)
+		die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGALRM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(OVERALL_S);
+	atexit(cleanup);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if ((B.curl = curl_easy_init()) == NULL)
+		die("curl_easy_init failed");
+
+	snprintf(B.tmp, sizeof(B.tmp), "/tmp/ack_bench.XXXXXX");
+	if (mkdtemp(B.tmp) == NULL)
+		die("mkdtemp: %s", strerror(errno));
+
+	if ((B.f = fsc_spawn(fake, NULL, 5000)) == NULL)
+		die("the fake Slack did not start (%s)", fake);
+	B.fake = fsc_pid(B.f);
+	fprintf(stderr, "ack_bench: fake Slack on port %d\n", fsc_port(B.f));
+
+	snprintf(path, sizeof(path), "%s/master.key", B.tmp);
+	snprintf(logp, sizeof(logp), "%s/workbot.log", B.tmp);
+	{
+		const char *argv_k[] = { workbot, "keygen", "-o", path, NULL };
+
+		if (run_wait(argv_k, logp) != 0)
+			die("workbot keygen failed (see %s)", logp);
+	}
+	if ((B.listen_port = free_port()) < 0)
+		die("no free loopback port");
+	snprintf(conf, sizeof(conf), "%s/workbot.conf", B.tmp);
+	if ((fp = fopen(conf, "w")) == NULL)
+		die("%s: %s", conf, strerror(errno));
+	fprintf(fp, "[slack]\napp_token = env:WB_APP_TOKEN\nbot_token = env:WB_BOT_TOKEN\n"
+	    "api_url = %s\nconnections = 2\nworkers = 4\n\n"
+	    "[store]\npath = %s/store\nkey_file = %s\nmap_size = 64MiB\n\n"
+	    "[listener]\nbind = 127.0.0.1:%d\n",
+	    fsc_api_url(B.f), B.tmp, path, B.listen_port);
+	fclose(fp);
+	chmod(conf, 0600);
+	setenv("WB_APP_TOKEN", APP_TOKEN, 1);
+	setenv("WB_BOT_TOKEN", BOT_TOKEN, 1);
+
+	if ((B.wb = spawn_workbot(workbot, conf, logp)) < 0)
+		die("fork: %s", strerror(errno));
+	for (int64_t t_end = now_ms() + 15000; now_ms() < t_end; sleep_ms(50)) {
+		if (waitpid(B.wb, NULL, WNOHANG) == B.wb) {
+			B.wb = 0;
+			die("workbot exited during start-up (see %s; --keep keeps it)", logp);
+		}
+		if ((live = sockets_live()) >= 2)
+			break;
+	}
+	if (live < 2)
+		die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
+	fprintf(stderr, "ack_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)B.wb, settle_s);
+
+	sleep_ms((long)settle_s * 1000);
+	for (int i = 0; i < 10; i++, sleep_ms(100)) {	/* idle: the largest of 1 s of samples */
+		long a = 0, r = 0;
+
+		if (proc_mem(B.wb, &a, &r) == 0) {
+			anon_idle = a > anon_idle ? a : anon_idle;
+			rss_idle = r > rss_idle ? r : rss_idle;
+		}
+	}
+
+	if (pthread_create(&M.th, NULL, sampler, NULL) != 0)
+		die("pthread_create failed");
+
+	fprintf(stderr, "ack_bench: serial, %u noop envelopes, window 1\n", serial_n);
+	if (burst("noop", serial_n, 1, &serial) != 0)
+		die("the serial run failed");
+	for (unsigned i = 0; i < nwin; i++) {
+		fprintf(stderr, "ack_bench: burst, %u noop envelopes, window %u\n", n, windows[i]);
+		if (burst("noop", n, windows[i], &bursts[i]) != 0)
+			die("the burst at window %u failed", windows[i]);
+		if (bursts[i].acks_per_s > bursts[best].acks_per_s)
+			best = i;
+	}
+	memset(&im, 0, sizeof(im));
+	if (im_n > 0) {
+		fprintf(stderr, "ack_bench: burst, %u message_im envelopes, window 256\n", im_n);
+		if (burst("message_im", im_n, 256, &im) != 0)
+			die("the message_im burst failed");
+	}
+	atomic_store(&M.stop, true);
+	pthread_join(M.th, NULL);
+	sleep_ms(1500);		/* let the last dedupe batch be persisted */
+	proc_mem(B.wb, &anon_after, &rss_after);
+
+	anon_load = serial.anon_peak;
+	rss_load = serial.rss_peak;
+	for (unsigned i = 0; i < nwin; i++) {
+		anon_load = bursts[i].anon_peak > anon_load ? bursts[i].anon_peak : anon_load;
+		rss_load = bursts[i].rss_peak > rss_load ? bursts[i].rss_peak : rss_load;
+	}
+
+	printf("# ack_bench: workbot %s, connections 2, workers 4, loopback\n", workbot);
+	printf("ack_rtt_p50_us %.1f\n", serial.p50);
+	printf("ack_rtt_p99_us %.1f\n", serial.p99);
+	printf("ack_rtt_p999_us %.1f\n", serial.p999);
+	printf("ack_rtt_envelopes %.0f\n", serial.acked);
+	printf("burst_window %u\n", windows[best]);
+	printf("burst_envelopes %.0f\n", bursts[best].acked);
+	printf("burst_p50_us %.1f\n", bursts[best].p50);
+	printf("burst_p99_us %.1f\n", bursts[best].p99);
+	printf("acks_per_s %.0f\n", bursts[best].acks_per_s);
+	for (unsigned i = 0; i < nwin; i++)
+		printf("burst_w%u acks_per_s=%.0f p50_us=%.1f p99_us=%.1f rss_anon_peak_kib=%ld\n",
+		    windows[i], bursts[i].acks_per_s, bursts[i].p50, bursts[i].p99, bursts[i].anon_peak);
+	printf("rss_anon_idle_kib %ld\n", anon_idle);
+	printf("rss_anon_load_kib %ld\n", anon_load);
+	printf("vmrss_idle_kib %ld\n", rss_idle);
+	printf("vmrss_load_kib %ld\n", rss_load);
+	print_hist("serial", &serial.h0, &serial.h1);
+	print_hist("burst", &bursts[best].h0, &bursts[best].h1);
+	if (im_n > 0) {
+		printf("im_envelopes %.0f\n", im.acked);
+		printf("im_acks_per_s %.0f\n", im.acks_per_s);
+		printf("im_p50_us %.1f\n", im.p50);
+		printf("im_p99_us %.1f\n", im.p99);
+		printf("im_rss_anon_load_kib %ld\n", im.anon_peak);
+		printf("im_vmrss_load_kib %ld\n", im.rss_peak);
+		print_hist("im", &im.h0, &im.h1);
+	}
+	printf("rss_anon_after_kib %ld\n", anon_after);
+	printf("vmrss_after_kib %ld\n", rss_after);
+	fflush(stdout);
+	return 0;
+}
