@@ -7,10 +7,10 @@
  * with --json an array of objects with those fields in lower case. Nothing
  * is decrypted to list: the header of a record is plaintext.
  *
- * revoke deletes the matching connections, writes an audit entry each, and
- * prints one line per connection; exit 1 when nothing matched. Revocation
- * at the provider (RFC 7009) is added by the OAuth module; this build
- * deletes locally and says so.
+ * revoke revokes each matching connection at its provider (RFC 7009, when
+ * the app has a revoke_url), deletes it whatever the provider said, writes
+ * an audit entry, and prints one line per connection saying whether the
+ * provider revocation worked; exit 1 when nothing matched.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,8 @@
 
 #include "workbot/cmd.h"
 #include "workbot/config.h"
+#include "workbot/http.h"
+#include "workbot/oauth.h"
 #include "workbot/records.h"
 
 /* --user U123 or T123:U123 */
@@ -213,6 +215,8 @@ do_revoke(struct cmd_ctx *ctx, int argc, char **argv)
 	char team[RECORDS_ID_MAX + 1], err[1024];
 	struct records_conn *list = NULL;
 	int have_user = 0, have_app = 0, all_user = 0, all_app = 0;
+	struct http_client *http = NULL;
+	struct oauth *o = NULL;
 	struct config *cfg;
 	struct records *r;
 	size_t n = 0, done = 0;
@@ -248,11 +252,14 @@ do_revoke(struct cmd_ctx *ctx, int argc, char **argv)
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
+	http = http_client_new(NULL);
+	o = oauth_new(r, &(struct oauth_options){ 0 });
 	for (size_t i = 0; i < n; i++) {
 		const struct records_conn *c = &list[i];
-		struct records_audit a = { .time = (int64_t)time(NULL), .action = RECORDS_AUDIT_REVOKED };
+		struct oauth_disconnect_result res = { 0 };
 		const struct config_app *app = config_app_find(cfg, c->app);
-		int d = records_conn_delete(r, c->team, c->user, c->app, err, sizeof(err));
+		int d = oauth_disconnect(o, cfg, http, c->team, c->user, c->app, RECORDS_AUDIT_REVOKED,
+		    (int64_t)time(NULL), &res, err, sizeof(err));
 
 		if (d < 0) {
 			fprintf(stderr, "workbot connections revoke: %s %s %s: %s\n", c->team, c->user, c->app, err);
@@ -262,22 +269,22 @@ do_revoke(struct cmd_ctx *ctx, int argc, char **argv)
 		if (d == 0)
 			continue;	/* deleted meanwhile by someone else */
 		done++;
-		snprintf(a.team, sizeof(a.team), "%s", c->team);
-		snprintf(a.user, sizeof(a.user), "%s", c->user);
-		snprintf(a.app, sizeof(a.app), "%s", c->app);
-		snprintf(a.detail, sizeof(a.detail), "by admin: workbot connections revoke");
-		if (records_audit_append(r, &a, 1, err, sizeof(err)) != 0)
-			fprintf(stderr, "workbot connections revoke: audit: %s\n", err);
-		printf("revoked %s %s %s: deleted locally; %s\n", c->team, c->user, c->app,
-		    app == NULL || app->revoke_url.v == NULL ?
-		    "no revoke_url configured, nothing to revoke at the provider" :
-		    "NOT revoked at the provider (this build has no provider revocation)");
+		if (res.revoked)
+			printf("revoked %s %s %s: deleted; revoked at the provider\n", c->team, c->user, c->app);
+		else if (app == NULL || app->revoke_url.v == NULL)
+			printf("revoked %s %s %s: deleted; no revoke_url configured, nothing to revoke at the provider\n",
+			    c->team, c->user, c->app);
+		else
+			printf("revoked %s %s %s: deleted; NOT revoked at the provider: %s\n", c->team, c->user,
+			    c->app, res.reason[0] ? res.reason : "unknown error");
 	}
 	if (done == 0 && rc == EXIT_OK) {
 		fprintf(stderr, "workbot connections revoke: no connection matched\n");
 		rc = EXIT_RUNTIME;
 	}
 out:
+	oauth_free(o);
+	http_client_free(http);
 	free(list);
 	records_close(r);
 	config_free(cfg);

@@ -47,6 +47,8 @@
 #include "workbot/log.h"
 #include "workbot/loop.h"
 #include "workbot/metrics.h"
+#include "workbot/oauth.h"
+#include "workbot/oauth_http.h"
 #include "workbot/outbox.h"
 #include "workbot/records.h"
 #include "workbot/slack_api.h"
@@ -81,6 +83,8 @@ struct daemon {
 	struct http_shared *http;
 	struct slack_api *api;
 	struct outbox *outbox;
+	struct oauth *oauth;
+	struct oauth_http *oauth_http;
 	struct slack_ws *ws;
 	struct listener *listener;
 	struct dedupe *dedupe;
@@ -95,8 +99,10 @@ struct daemon {
 	size_t nbatch;
 	bool persist_busy;
 	int64_t last_sweep_s;
+	bool sweep_busy;
 	lws_sorted_usec_list_t sul_persist;
 	lws_sorted_usec_list_t sul_stop;
+	lws_sorted_usec_list_t sul_sweep;
 };
 
 static struct daemon *the_daemon;	/* for the sul callbacks, which get only the sul */
@@ -348,6 +354,7 @@ env_run(struct job *job, void *worker)
 		.records = j->d->records,
 		.cfg = j->cfg->cfg,
 		.outbox = j->d->outbox,
+		.oauth = j->d->oauth,
 		.bot_user_id = j->d->auth.user_id,
 		.team_id = j->d->auth.team_id,
 	};
@@ -630,6 +637,171 @@ on_reload(void *arg)
 	log_info("config", "reloaded file=%s apps=%zu recipes=%zu", d->config_path, cfg->napps, cfg->nrecipes);
 }
 
+/* ---- personal connections: the /oauth routes, resume, sweep ---- */
+
+static const struct config *
+cfg_get(void *arg, void **hold)
+{
+	struct cfg_ref *r = cfg_acquire(arg);
+
+	*hold = r;
+	return r->cfg;
+}
+
+static void
+cfg_put(void *arg, void *hold)
+{
+	(void)arg;
+	cfg_release(hold);
+}
+
+static int
+describe_user(void *arg, struct http_client *c, const char *team, const char *user, unsigned timeout_ms,
+    struct oauth_slack_user *out)
+{
+	struct daemon *d = arg;
+	struct slack_user su;
+	struct slack_result res = { 0 };
+	int rc;
+
+	(void)team;
+	(void)timeout_ms;	/* slack_api's own timeout is shorter than the callback budget */
+	snprintf(out->team_name, sizeof(out->team_name), "%s", d->auth.team);
+	rc = slack_users_info(d->api, c, user, &su, &res);
+	if (rc == 0) {
+		snprintf(out->real_name, sizeof(out->real_name), "%s", su.real_name);
+		snprintf(out->email, sizeof(out->email), "%s", su.email);
+	}
+	slack_result_clear(&res);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Put a command that waited for a login back on the queue (resume = {"kind":N,"payload":{...}}). */
+static void
+resume_command(struct daemon *d, const struct secret *resume)
+{
+	cJSON *root = cJSON_ParseWithLength(secret_reveal(resume), secret_len(resume));
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
+	struct env_job *j;
+
+	if (!cJSON_IsNumber(kind) || kind->valueint <= DISPATCH_NONE || kind->valueint >= DISPATCH_KINDS ||
+	    envelope_obj(root, "payload") == NULL) {
+		log_warn("oauth", "cannot resume the command that waited for the login (malformed)");
+		cJSON_Delete(root);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->job.run = env_run;
+	j->job.cancel = env_cancel;
+	j->job.lane = JOBQ_GENERAL;
+	j->d = d;
+	j->kind = (enum dispatch_kind)kind->valueint;
+	j->root = root;
+	j->cfg = cfg_acquire(d);
+	if (jobq_push(d->jobq, &j->job) != 0) {
+		log_warn("oauth", "job queue full: the command that waited for the login was not resumed");
+		env_cancel(&j->job);
+	}
+}
+
+static void
+on_confirmed(void *arg, struct http_client *c, const struct config *cfg, struct oauth_confirmed *done)
+{
+	struct daemon *d = arg;
+	const struct config_app *app = config_app_find(cfg, done->app);
+	char text[600];
+	cJSON *body;
+
+	(void)c;
+	if (done->action != OAUTH_CONFIRM_CONNECTED)
+		return;
+	log_info("oauth", "connected team=%s user=%s app=%s", done->team, done->user, done->app);
+	if (done->shared)
+		return;
+	/* Tell the user in Slack, so a login they did not start is noticed. */
+	snprintf(text, sizeof(text), "Connected to %s%s%s.", app ? app->title.v : done->app,
+	    done->account[0] ? " as " : "", done->account);
+	body = cJSON_CreateObject();
+	{
+		/* Account labels come from the provider: escape them for mrkdwn. */
+		char esc[1200];
+		size_t o = 0;
+		for (const char *p = text; *p && o + 6 < sizeof(esc); p++) {
+			const char *rep = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
+			if (rep) {
+				memcpy(esc + o, rep, strlen(rep));
+				o += strlen(rep);
+			} else {
+				esc[o++] = *p;
+			}
+		}
+		esc[o] = '\0';
+		cJSON_AddStringToObject(body, "text", esc);
+	}
+	outbox_send(d->outbox, OUTBOX_DM, body, NULL, done->user);
+	if (done->resume != NULL)
+		resume_command(d, done->resume);
+}
+
+struct sweep_job {
+	struct job job;
+	struct daemon *d;
+};
+
+static void
+sweep_done(void *arg)
+{
+	((struct daemon *)arg)->sweep_busy = false;
+}
+
+static void
+sweep_run(struct job *job, void *worker)
+{
+	struct sweep_job *j = (struct sweep_job *)job;
+	struct daemon *d = j->d;
+	void *hold = NULL;
+	const struct config *cfg = cfg_get(d, &hold);
+	size_t revoked = 0;
+	char err[512];
+
+	if (oauth_sweep(d->oauth, cfg, worker, (int64_t)time(NULL), &revoked, err, sizeof(err)) != 0)
+		log_error("oauth", "sweep of pending logins failed: %s", err);
+	else if (revoked > 0)
+		log_info("oauth", "revoked tokens nobody confirmed count=%zu", revoked);
+	cfg_put(d, hold);
+	loop_post(d->loop, sweep_done, d);
+	free(j);
+}
+
+static void
+sweep_cancel(struct job *job)
+{
+	free(job);
+}
+
+#define SWEEP_PENDING_US (30 * LWS_US_PER_SEC)
+
+static void
+sweep_tick(lws_sorted_usec_list_t *sul)
+{
+	struct daemon *d = the_daemon;
+
+	(void)sul;
+	if (!d->sweep_busy && !d->stopping) {
+		struct sweep_job *j = xcalloc(1, sizeof(*j));
+
+		j->job.run = sweep_run;
+		j->job.cancel = sweep_cancel;
+		j->job.lane = JOBQ_GENERAL;
+		j->d = d;
+		if (jobq_push(d->jobq, &j->job) == 0)
+			d->sweep_busy = true;
+		else
+			free(j);
+	}
+	lws_sul_schedule(loop_context(d->loop), 0, &d->sul_sweep, sweep_tick, SWEEP_PENDING_US);
+}
+
 /* ---- start-up ---- */
 
 static void
@@ -765,6 +937,10 @@ daemon_run(const char *config_path)
 	}
 	metrics_gauge_source(METRICS_GAUGE_JOBS_QUEUED, jobs_queued_gauge, d);
 	d->outbox = outbox_new(d->jobq, d->api);
+	{
+		struct oauth_options oo = { .describe_user = describe_user, .describe_arg = d };
+		d->oauth = oauth_new(d->records, &oo);
+	}
 
 	d->dedupe = dedupe_new(DEDUPE_CAP, DEDUPE_WINDOW_S);
 	{
@@ -790,16 +966,28 @@ daemon_run(const char *config_path)
 		}
 	}
 	{
+		struct oauth_http_opts ho = {
+			.loop = d->loop,
+			.jobq = d->jobq,
+			.oauth = d->oauth,
+			.cfg_get = cfg_get,
+			.cfg_put = cfg_put,
+			.on_confirmed = on_confirmed,
+			.arg = d,
+		};
 		struct listener_opts lo = {
 			.bind = &c->listener.bind,
 			.health = health,
 			.health_arg = d,
 		};
+		d->oauth_http = oauth_http_new(&ho);
+		lo.routes = oauth_http_routes(d->oauth_http, &lo.nroutes);
 		if ((d->listener = listener_new(d->loop, &lo, err, sizeof(err))) == NULL) {
 			log_error("listener", "[listener] bind: %s", err);
 			rc = 2;
 			goto out;
 		}
+		oauth_http_set_listener(d->oauth_http, d->listener);
 	}
 	{
 		struct slack_ws_opts so = {
@@ -820,6 +1008,7 @@ daemon_run(const char *config_path)
 
 	d->last_sweep_s = 0;
 	lws_sul_schedule(loop_context(d->loop), 0, &d->sul_persist, persist_tick, PERSIST_EVERY_US);
+	lws_sul_schedule(loop_context(d->loop), 0, &d->sul_sweep, sweep_tick, LWS_US_PER_SEC);
 	slack_ws_start(d->ws);
 	if (loop_run(d->loop) != 0) {
 		log_error("main", "event loop failed");
@@ -832,6 +1021,7 @@ out:
 	if (d->loop != NULL) {
 		lws_sul_cancel(&d->sul_persist);
 		lws_sul_cancel(&d->sul_stop);
+		lws_sul_cancel(&d->sul_sweep);
 	}
 	if (d->jobq != NULL) {
 		jobq_stop(d->jobq, jobq_now_ms() + STOP_JOBS_MS);
@@ -850,8 +1040,11 @@ out:
 	free(d->batch);
 	slack_ws_free(d->ws);
 	d->ws = NULL;
+	oauth_http_set_listener(d->oauth_http, NULL);
 	listener_free(d->listener);
+	oauth_http_free(d->oauth_http);
 	loop_free(d->loop);
+	oauth_free(d->oauth);
 	dedupe_free(d->dedupe);
 	slack_api_free(d->api);
 	http_shared_free(d->http);

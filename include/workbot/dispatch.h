@@ -22,6 +22,7 @@ struct http_client;
 struct slack_api;
 struct records;
 struct config;
+struct oauth;
 struct outbox;
 
 enum dispatch_kind {
@@ -49,6 +50,7 @@ struct dispatch_ctx {
 	struct slack_api *api;
 	struct records *records;
 	struct outbox *outbox;		/* replies to Slack, retried off-worker */
+	struct oauth *oauth;		/* personal and shared connections */
 	const struct config *cfg;	/* held for the job's life */
 	const char *bot_user_id;
 	const char *team_id;		/* the installing team */
