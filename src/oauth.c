@@ -1276,13 +1276,15 @@ static const struct {
 static int
 fail_page(struct oauth_page *out, enum fail why, const char *title, bool count)
 {
+	const char *tmpl = fails[why].text, *at = strstr(tmpl, "%s");
 	char text[512];
 
-	/* The sentences are fixed; the one value in them is the app's title. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-	snprintf(text, sizeof(text), fails[why].text, title ? title : "The provider");
-#pragma GCC diagnostic pop
+	/* The sentences are fixed; the one value in them (%s) is the app's title. */
+	if (at != NULL)
+		snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - tmpl), tmpl,
+		    title ? title : "The provider", at + 2);
+	else
+		copy_str(text, sizeof(text), tmpl);
 	oauth_page_clear(out);
 	oauth_page_message(out, fails[why].status, fails[why].heading, fails[why].heading, text);
 	if (count)

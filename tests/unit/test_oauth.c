@@ -20,11 +20,14 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <sodium.h>
 
@@ -1346,6 +1349,483 @@ test_query_parse(void **state)
 	assert_int_equal(oauth_query_parse("code=%4", 7, &st, &q), -1);
 }
 
+
+/* ---- against tests/fakes/fake_oauth (skipped when it is not built) ---- */
+
+struct fake {
+	pid_t pid;
+	int   port;
+	char  base[64];
+};
+
+static struct fake the_fake;
+
+static size_t
+curl_sink(char *data, size_t size, size_t nmemb, void *ud)
+{
+	char **buf = ud;
+	size_t old = *buf ? strlen(*buf) : 0, n = size * nmemb;
+	char *nb = realloc(*buf, old + n + 1);
+
+	assert_non_null(nb);
+	memcpy(nb + old, data, n);
+	nb[old + n] = '\0';
+	*buf = nb;
+	return n;
+}
+
+/*
+ * One request to the fake (control API, authorize). Returns the status;
+ * *body (may be NULL) the answer, *location the redirect target if any.
+ */
+static long
+fake_http(const char *method, const char *url, const char *form, const char *bearer, char **body,
+    char *location, size_t locsz)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char *buf = NULL, auth[512];
+	long status = 0;
+	char *loc = NULL;
+
+	assert_non_null(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_sink);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &buf);
+	if (form != NULL)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
+	if (bearer != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
+		h = curl_slist_append(h, auth);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	}
+	assert_int_equal(curl_easy_perform(e), CURLE_OK);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (location != NULL) {
+		location[0] = '\0';
+		if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc != NULL)
+			snprintf(location, locsz, "%s", loc);
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(e);
+	if (body != NULL)
+		*body = buf ? buf : strdup("");
+	else
+		free(buf);
+	return status;
+}
+
+static void
+fake_ctl(const char *route, const char *form)
+{
+	char url[256], *body = NULL;
+	long st;
+
+	snprintf(url, sizeof(url), "%s/_control/%s", the_fake.base, route);
+	st = fake_http(form ? "POST" : "GET", url, form, NULL, &body, NULL, 0);
+	if (st != 200)
+		fail_msg("control %s: %ld %s", route, st, body);
+	free(body);
+}
+
+/* A counter of /_control/stats (0 when absent). */
+static long
+fake_count(const char *name)
+{
+	char url[256], *body = NULL;
+	cJSON *j, *n;
+	long v = 0;
+
+	snprintf(url, sizeof(url), "%s/_control/stats", the_fake.base);
+	assert_int_equal(fake_http("GET", url, NULL, NULL, &body, NULL, 0), 200);
+	j = cJSON_Parse(body);
+	n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "counts"), name);
+	if (cJSON_IsNumber(n))
+		v = (long)n->valuedouble;
+	cJSON_Delete(j);
+	free(body);
+	return v;
+}
+
+static int
+fake_setup(void **state)
+{
+	const char *path = getenv("WORKBOT_FAKE_OAUTH");
+	int out[2];
+	FILE *fp;
+	char line[128], *text;
+	struct fixture *f;
+	const char *b;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	memset(&the_fake, 0, sizeof(the_fake));
+	if (path == NULL || access(path, X_OK) != 0)
+		return 0;	/* the tests skip */
+	if (pipe(out) != 0)
+		return -1;
+	the_fake.pid = fork();
+	if (the_fake.pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(out[1]);
+		execl(path, path, "--port", "0", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	fp = fdopen(out[0], "r");
+	while (fp != NULL && fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "PORT %d", &the_fake.port) == 1)
+			break;
+	if (fp != NULL)
+		fclose(fp);
+	if (the_fake.port <= 0)
+		return -1;
+	snprintf(the_fake.base, sizeof(the_fake.base), "http://127.0.0.1:%d", the_fake.port);
+	b = the_fake.base;
+	/* Three apps: Basic + userinfo + issuer, Box-like (body, rotation), Salesforce-like. */
+	assert_true(asprintf(&text,
+	    "client_id=fk&client_secret=%s&client_auth=basic&redirect_uris=%s/oauth/callback"
+	    "&scopes=api+refresh_token&issuer=%s", CSECRET, PUBLIC, b) > 0);
+	fake_ctl("app", text);
+	free(text);
+	assert_true(asprintf(&text, "client_id=fkbox&client_secret=%s&client_auth=body&style=box"
+	    "&redirect_uris=%s/oauth/callback&default_account=bob@acme.com", CSECRET, PUBLIC) > 0);
+	fake_ctl("app", text);
+	free(text);
+	assert_true(asprintf(&text, "client_id=fksf&client_secret=%s&client_auth=basic"
+	    "&style=salesforce&redirect_uris=%s/oauth/callback", CSECRET, PUBLIC) > 0);
+	fake_ctl("app", text);
+	free(text);
+	assert_true(asprintf(&text,
+	    "[slack]\napp_token = env:WB_T_APP\nbot_token = env:WB_T_BOT\n"
+	    "[store]\npath = %s\nkey_file = %s/master.key\n"
+	    "[listener]\npublic_url = %s\n"
+	    "[app fk]\ntitle = Fake\nauth = oauth2\nclient_id = fk\nclient_secret = env:WB_T_CS\n"
+	    "authorize_url = %s/authorize\ntoken_url = %s/token\nrevoke_url = %s/revoke\n"
+	    "userinfo_url = %s/userinfo\nscopes = api refresh_token\napi_url = %s/api\n"
+	    "issuer = %s\n"
+	    "[app fkbox]\ntitle = Box\nauth = oauth2\nclient_id = fkbox\nclient_secret = env:WB_T_CS\n"
+	    "client_auth = body\nauthorize_url = %s/authorize\ntoken_url = %s/token\n"
+	    "revoke_url = %s/revoke\nuserinfo_url = %s/userinfo\napi_url = %s/api\n"
+	    "[app fksf]\ntitle = Salesforce\nauth = oauth2\nclient_id = fksf\n"
+	    "client_secret = env:WB_T_CS\nauthorize_url = %s/services/oauth2/authorize\n"
+	    "token_url = %s/services/oauth2/token\nrevoke_url = %s/services/oauth2/revoke\n"
+	    "userinfo_url = %s/services/oauth2/userinfo\napi_url = https://login.example\n",
+	    f->store, f->dir, PUBLIC, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b) > 0);
+	config_free(f->cfg);
+	f->cfg = config_load_buffer("fake.conf", text, strlen(text), cfg_error, NULL);
+	free(text);
+	return f->cfg != NULL ? 0 : -1;
+}
+
+static int
+fake_teardown(void **state)
+{
+	if (the_fake.pid > 0) {
+		int st;
+
+		kill(the_fake.pid, SIGTERM);
+		waitpid(the_fake.pid, &st, 0);
+		the_fake.pid = 0;
+	}
+	return teardown(state);
+}
+
+#define NEED_FAKE() do { if (the_fake.port <= 0) { skip(); } } while (0)
+
+/* Like a browser: start (5 times: previews), the provider, back to the callback. */
+static int
+fake_login(struct fixture *f, const char *app, struct login *L, struct oauth_page *page,
+    char *replace_challenge)
+{
+	struct oauth_page p;
+	struct oauth_query st;
+	struct oauth_callback_params q;
+	char err[256], loc[4096], back[4096], *body = NULL;
+	const char *id, *qs;
+	int rc;
+
+	assert_int_equal(oauth_begin(f->o, f->cfg, "T1", "U1", app, "resume", 6, NULL, 0, NOW,
+	    L->link, sizeof(L->link), err, sizeof(err)), 0);
+	id = strrchr(L->link, '/') + 1;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(oauth_start(f->o, f->cfg, id, NOW + 1, &p), 0);
+		if (i < 4)
+			oauth_page_clear(&p);
+	}
+	cookie_header(&p, L->cookie, sizeof(L->cookie));
+	snprintf(loc, sizeof(loc), "%s", secret_reveal(p.location));
+	oauth_page_clear(&p);
+	if (replace_challenge != NULL) {
+		/* Swap in another login's code_challenge (same length): a PKCE mismatch. */
+		char *cc = strstr(loc, "code_challenge=");
+
+		assert_non_null(cc);
+		memcpy(cc + 15, replace_challenge, 43);
+	}
+	assert_int_equal(fake_http("GET", loc, NULL, NULL, &body, back, sizeof(back)), 302);
+	free(body);
+	assert_int_equal(strncmp(back, PUBLIC "/oauth/callback?", strlen(PUBLIC) + 16), 0);
+	qs = strchr(back, '?') + 1;
+	assert_int_equal(oauth_query_parse(qs, strlen(qs), &st, &q), 0);
+	rc = oauth_callback(f->o, f->cfg, f->client, L->cookie, &q, NOW + 5, page);
+	oauth_query_free(&st);
+	page_clean(page);
+	if (rc == 0) {
+		hidden(page->html, "id", L->id, sizeof(L->id));
+		hidden(page->html, "form_token", L->form_token, sizeof(L->form_token));
+	}
+	return rc;
+}
+
+static void
+fake_connect(struct fixture *f, const char *app)
+{
+	struct login L;
+	struct oauth_page p;
+	struct oauth_confirmed done;
+
+	assert_int_equal(fake_login(f, app, &L, &p, NULL), 0);
+	oauth_page_clear(&p);
+	confirm(f, &L, "connect", NOW + 20, 0, &p, &done);
+	oauth_page_clear(&p);
+	assert_int_equal(done.action, OAUTH_CONFIRM_CONNECTED);
+	oauth_confirmed_clear(&done);
+}
+
+/* Call the resource API as the connection; the status, and the account it saw into acc. */
+static long
+fake_resource(const struct oauth_access *a, char *acc, size_t size)
+{
+	char url[RECORDS_URL_MAX + 64], *body = NULL;
+	long st;
+	cJSON *j;
+
+	snprintf(url, sizeof(url), "%s/whoami", a->api_url);
+	st = fake_http("GET", url, NULL, secret_reveal(a->token), &body, NULL, 0);
+	j = cJSON_Parse(body);
+	if (acc != NULL)
+		snprintf(acc, size, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "account")) ?
+		    cJSON_GetStringValue(cJSON_GetObjectItem(j, "account")) : "");
+	cJSON_Delete(j);
+	free(body);
+	return st;
+}
+
+static void
+test_fake_full_login(void **state)
+{
+	struct fixture *f = *state;
+	struct login L;
+	struct oauth_page p;
+	struct oauth_confirmed done;
+	struct oauth_access a;
+	char err[256], acc[128];
+
+	NEED_FAKE();
+	assert_int_equal(fake_login(f, "fk", &L, &p, NULL), 0);
+	assert_non_null(strstr(p.html, "Connect Fake account <strong>jane@acme.com</strong> to Slack user"));
+	oauth_page_clear(&p);
+	assert_int_equal(conn_count(f), 0);
+	confirm(f, &L, "connect", NOW + 20, 0, &p, &done);
+	oauth_page_clear(&p);
+	assert_int_equal(done.action, OAUTH_CONFIRM_CONNECTED);
+	assert_string_equal(done.account, "jane@acme.com");
+	assert_memory_equal(secret_reveal(done.resume), "resume", 6);
+	oauth_confirmed_clear(&done);
+	assert_int_equal(fake_count("token.authorization_code"), 1);
+
+	/* The resumed job calls the resource API as the user's own account. */
+	assert_int_equal(oauth_access(f->o, f->cfg, f->client, "T1", "U1", "fk", NOW + 30, &a, err,
+	    sizeof(err)), OAUTH_OK);
+	assert_int_equal(fake_resource(&a, acc, sizeof(acc)), 200);
+	assert_string_equal(acc, "jane@acme.com");
+	oauth_access_clear(&a);
+
+	/* Disconnect: revoked at the provider (refresh token, Basic), deleted. */
+	{
+		struct oauth_disconnect_result res;
+
+		assert_int_equal(oauth_disconnect(f->o, f->cfg, f->client, "T1", "U1", "fk",
+		    RECORDS_AUDIT_DISCONNECTED, NOW + 40, &res, err, sizeof(err)), 1);
+		assert_true(res.revoked);
+		assert_int_equal(fake_count("revoke.refresh_token"), 1);
+		assert_int_equal(conn_count(f), 0);
+	}
+}
+
+static void
+test_fake_refusals(void **state)
+{
+	struct fixture *f = *state;
+	struct login A, B;
+	struct oauth_page p;
+	char challenge[64], *cc;
+	struct oauth_page pb;
+	const char *id;
+	char err[256];
+
+	NEED_FAKE();
+	/* The user says no at the provider. */
+	fake_ctl("next_login", "client_id=fk&deny=1");
+	assert_int_equal(fake_login(f, "fk", &A, &p, NULL), -1);
+	assert_int_equal(p.status, 403);
+	assert_non_null(strstr(p.html, "declined"));
+	oauth_page_clear(&p);
+
+	/* PKCE mismatch: login A carries login B's challenge. */
+	assert_int_equal(oauth_begin(f->o, f->cfg, "T1", "U1", "fk", NULL, 0, NULL, 0, NOW, B.link,
+	    sizeof(B.link), err, sizeof(err)), 0);
+	id = strrchr(B.link, '/') + 1;
+	assert_int_equal(oauth_start(f->o, f->cfg, id, NOW, &pb), 0);
+	cc = strstr(secret_reveal(pb.location), "code_challenge=");
+	assert_non_null(cc);
+	snprintf(challenge, sizeof(challenge), "%.43s", cc + 15);
+	oauth_page_clear(&pb);
+	assert_int_equal(fake_login(f, "fk", &A, &p, challenge), -1);
+	assert_int_equal(p.status, 400);
+	assert_non_null(strstr(p.html, "token exchange failed"));
+	oauth_page_clear(&p);
+	assert_int_equal(fake_count("token.pkce_mismatch"), 1);
+	assert_int_equal(conn_count(f), 0);
+
+	/* Cancel: the fresh tokens are revoked, nothing stored. */
+	{
+		struct oauth_confirmed done;
+
+		assert_int_equal(fake_login(f, "fk", &A, &p, NULL), 0);
+		oauth_page_clear(&p);
+		confirm(f, &A, "cancel", NOW + 20, 0, &p, &done);
+		oauth_page_clear(&p);
+		assert_int_equal(done.action, OAUTH_CONFIRM_CANCELLED);
+		oauth_confirmed_clear(&done);
+		assert_int_equal(fake_count("revoke.refresh_token"), 1);
+		assert_int_equal(conn_count(f), 0);
+	}
+	/* Not confirmed in time: swept and revoked. */
+	{
+		size_t n = 0;
+
+		assert_int_equal(fake_login(f, "fk", &A, &p, NULL), 0);
+		oauth_page_clear(&p);
+		assert_int_equal(oauth_sweep(f->o, f->cfg, f->client, NOW + 5 + OAUTH_CONFIRM_TTL, &n,
+		    err, sizeof(err)), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(fake_count("revoke.refresh_token"), 2);
+		assert_int_equal(conn_count(f), 0);
+	}
+}
+
+struct fflight {
+	struct fixture *f;
+	pthread_barrier_t *bar;
+	int64_t now;
+	char token[256];
+	int rc;
+};
+
+static void *
+fflight_main(void *p)
+{
+	struct fflight *fl = p;
+	struct http_client *c = http_client_new(NULL);
+	struct oauth_access a;
+	char err[256];
+
+	pthread_barrier_wait(fl->bar);
+	fl->rc = oauth_access(fl->f->o, fl->f->cfg, c, "T1", "U1", "fkbox", fl->now, &a, err,
+	    sizeof(err));
+	if (fl->rc == OAUTH_OK)
+		snprintf(fl->token, sizeof(fl->token), "%s", secret_reveal(a.token));
+	oauth_access_clear(&a);
+	http_client_free(c);
+	return NULL;
+}
+
+static void
+test_fake_rotation_single_flight(void **state)
+{
+	struct fixture *f = *state;
+	pthread_barrier_t bar;
+	pthread_t th[8];
+	struct fflight fl[8];
+	struct oauth_access a;
+	char err[256], acc[128];
+
+	NEED_FAKE();
+	fake_connect(f, "fkbox");
+	assert_int_equal(fake_count("token.authorization_code"), 1);
+	/* Eight workers, one connection about to expire: one refresh, one new token. */
+	pthread_barrier_init(&bar, NULL, 8);
+	for (int i = 0; i < 8; i++) {
+		fl[i] = (struct fflight){ .f = f, .bar = &bar, .now = NOW + 5 + 3600 - 60 };
+		assert_int_equal(pthread_create(&th[i], NULL, fflight_main, &fl[i]), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(fl[i].rc, OAUTH_OK);
+		assert_string_equal(fl[i].token, fl[0].token);
+	}
+	assert_int_equal(fake_count("token.refresh_token"), 1);
+	assert_int_equal(fake_count("token.refresh_reuse"), 0);
+	/* The rotated refresh token was kept: a later refresh works (reuse would be invalid_grant). */
+	assert_int_equal(oauth_access(f->o, f->cfg, f->client, "T1", "U1", "fkbox",
+	    NOW + 5 + 2 * 3600, &a, err, sizeof(err)), OAUTH_OK);
+	assert_string_not_equal(secret_reveal(a.token), fl[0].token);
+	assert_int_equal(fake_resource(&a, acc, sizeof(acc)), 200);
+	assert_string_equal(acc, "bob@acme.com");
+	oauth_access_clear(&a);
+	assert_int_equal(fake_count("token.refresh_token"), 2);
+	assert_int_equal(fake_count("token.refresh_reuse"), 0);
+
+	/* The user revoked the app at the provider: invalid_grant -> expired, needs login. */
+	fake_ctl("kill_grants", "client_id=fkbox");
+	assert_int_equal(oauth_access(f->o, f->cfg, f->client, "T1", "U1", "fkbox",
+	    NOW + 5 + 4 * 3600, &a, err, sizeof(err)), OAUTH_NEEDS_LOGIN);
+	{
+		struct records_conn h;
+		struct records_tokens t;
+
+		stored_tokens(f, "U1", "fkbox", &h, &t);
+		assert_int_equal(h.state, RECORDS_EXPIRED);
+		records_tokens_clear(&t);
+	}
+}
+
+static void
+test_fake_salesforce_401(void **state)
+{
+	struct fixture *f = *state;
+	struct oauth_access a, b;
+	char err[256], acc[128];
+
+	NEED_FAKE();
+	fake_connect(f, "fksf");
+	/* No expires_in: used as is; instance_url (loopback http) is the API base. */
+	assert_int_equal(oauth_access(f->o, f->cfg, f->client, "T1", "U1", "fksf", NOW + 100000, &a,
+	    err, sizeof(err)), OAUTH_OK);
+	assert_int_equal(strncmp(a.api_url, the_fake.base, strlen(the_fake.base)), 0);
+	assert_int_equal(fake_resource(&a, acc, sizeof(acc)), 200);
+	assert_int_equal(fake_count("token.refresh_token"), 0);
+	/* The session ends at the provider: 401, refresh once, retry once. */
+	fake_ctl("expire", "client_id=fksf");
+	assert_int_equal(fake_resource(&a, NULL, 0), 401);
+	assert_int_equal(oauth_refresh_after_401(f->o, f->cfg, f->client, "T1", "U1", "fksf", a.token,
+	    NOW + 100000, &b, err, sizeof(err)), OAUTH_OK);
+	assert_int_equal(fake_count("token.refresh_token"), 1);
+	assert_int_equal(fake_resource(&b, acc, sizeof(acc)), 200);
+	assert_string_equal(acc, "jane@acme.com");
+	oauth_access_clear(&a);
+	oauth_access_clear(&b);
+}
+
 /* Last: nothing distinctive in any log line of the whole run. */
 static void
 test_no_secret_in_log(void **state)
@@ -1414,6 +1894,11 @@ main(void)
 		T(test_disconnect),
 		T(test_instance_url),
 		T(test_shared),
+		cmocka_unit_test_setup_teardown(test_fake_full_login, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_refusals, fake_setup, fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_rotation_single_flight, fake_setup,
+		    fake_teardown),
+		cmocka_unit_test_setup_teardown(test_fake_salesforce_401, fake_setup, fake_teardown),
 		cmocka_unit_test(test_no_secret_in_log),
 	};
 
