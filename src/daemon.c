@@ -515,7 +515,8 @@ persist_tick(lws_sorted_usec_list_t *sul)
 	bool sweep = now_s - d->last_sweep_s >= SWEEP_EVERY_S;
 
 	(void)sul;
-	if (!d->persist_busy && (d->nbatch > 0 || sweep)) {
+	/* Every tick: last-used times are buffered by records_touch() with no count we could test. */
+	if (!d->persist_busy) {
 		struct persist_job *j = xcalloc(1, sizeof(*j));
 
 		j->job.run = persist_run;

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "workbot/bot.h"
 #include "workbot/dispatch.h"
 #include "workbot/envelope.h"
 #include "workbot/log.h"
@@ -23,9 +24,13 @@ static const char *const kind_names[DISPATCH_KINDS] = {
 	[DISPATCH_SLASH_COMMAND] = "slash_command",
 };
 
-/* Filled in by the commands module; a NULL entry means "not handled yet". */
+/* One handler per kind (bot.c); NULL: nothing runs. */
 static const dispatch_handler_fn handlers[DISPATCH_KINDS] = {
 	[DISPATCH_NONE] = NULL,
+	[DISPATCH_MESSAGE_IM] = bot_message_im,
+	[DISPATCH_APP_MENTION] = bot_app_mention,
+	[DISPATCH_BLOCK_ACTIONS] = bot_block_actions,
+	[DISPATCH_SLASH_COMMAND] = bot_slash_command,
 };
 
 static atomic_uint_fast64_t runs[DISPATCH_KINDS];

@@ -13,7 +13,7 @@
  *
  * Action ids (what block_actions handlers match on):
  *   wb_disconnect        value: the app name          (Disconnect, with a confirm dialog)
- *   wb_accounts          value: ""                    (Personal accounts, in help)
+ *   wb_accounts          no value                     (Personal accounts, in help)
  *   wb_recipe:<n>        value: {"recipe":…,"params":…} (recipe reply buttons; n = button index)
  *   wb_link:<app>        url button (Log in / Log in again / Connect): acked and ignored
  */
