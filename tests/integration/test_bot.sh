@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What Slack users see, end to end: the real `workbot run` against the fake
 # Slack and the fake OAuth provider on 127.0.0.1; curl is the browser.
-#   test_bot.sh GROUP   (commands | personal | disconnect | shared | errors)
+#   test_bot.sh GROUP   (commands | personal | disconnect | shared | errors | more)
 # Needs WORKBOT, FAKE_SLACK, FAKE_OAUTH in the environment (meson sets them).
 set -u
 group=${1:?group}
@@ -98,6 +98,15 @@ method = PATCH
 path = /services/data/v59.0/sobjects/Opportunity/{{id}}
 body = {"StageName": "Closed Lost"}
 reply = Rejected {{id}}
+
+[recipe secret-report]
+command = secret report
+description = Only for U0001
+app = salesforce
+method = GET
+path = /services/data/v59.0/secret
+allowed_users = U0001
+reply = Secret report
 
 [recipe pipeline]
 command = pipeline report
@@ -309,6 +318,56 @@ assert b["StageName"]=="Prospecting" and b["Name"]=="x\"}, \"StageName\": \"Won 
 	poll 50 ncalls_ge chat.postMessage $((n4 + 1)) || bad "no reply after restart"
 	last_body chat.postMessage | grep -q 'Approved 006B' && ok "after a restart: no new login, the recipe ran" || bad "after restart: $(last_body chat.postMessage)"
 	[ "$(n_resource PATCH Opportunity)" -gt "$p0" ] && ok "resource API called after the restart" || bad "no call after restart"
+	;;
+more)
+	# In a thread, answers go to that thread.
+	n0=$(ncalls chat.postMessage)
+	push message_im user=U0001 text=help thread_ts=1700000000.000500 event_id=EvM1 >/dev/null
+	poll 50 ncalls_ge chat.postMessage $((n0 + 1)) || bad "no reply in thread"
+	check "reply goes to the thread" "$(calls chat.postMessage "c[-1]['body'].get('thread_ts')")" 1700000000.000500
+	# A personal recipe from a channel mention: the login link is ephemeral, never public.
+	n1=$(ncalls chat.postMessage); e1=$(ncalls chat.postEphemeral)
+	push app_mention user=U0001 channel=C0001 'text=create opportunity name=FromChannel' event_id=EvM2 >/dev/null
+	poll 50 ncalls_ge chat.postEphemeral $((e1 + 1)) || bad "no ephemeral prompt"
+	last_body chat.postEphemeral | grep -q 'Log in to Salesforce' && ok "login prompt in a channel is ephemeral" || bad "prompt: $(last_body chat.postEphemeral)"
+	check "no public message with the link" "$(calls chat.postMessage "sum(1 for x in c[$n1:] if '/oauth/start/' in text(x))")" 0
+	login_as "$(last_button_url chat.postEphemeral)" jane@acme.com jane
+	poll 80 eval 'calls chat.postMessage "[text(x) for x in c]" | grep -q "Created opportunity \\*FromChannel\\*"' && ok "resumed reply posted in the channel" || bad "no channel reply"
+	check "the reply is public in the channel" "$(calls chat.postMessage "[x['body'].get('channel') for x in c if 'FromChannel' in text(x)][-1]")" C0001
+	# allowed_users: a polite refusal, nothing runs.
+	n2=$(ncalls chat.postMessage); s0=$(n_resource GET secret)
+	push message_im user=U0002 'text=secret report' event_id=EvM3 >/dev/null
+	poll 50 ncalls_ge chat.postMessage $((n2 + 1)) || bad "no refusal"
+	last_body chat.postMessage | grep -q "can't run that command here" && ok "allowed_users refusal" || bad "refusal: $(last_body chat.postMessage)"
+	check "refused recipe did not run" "$(n_resource GET secret)" "$s0"
+	# Personal accounts button: the connections view, privately.
+	r0=$(ncalls response_url)
+	push block_actions user=U0001 action_id=wb_accounts channel=C0001 action_ts=1700000004.1 >/dev/null
+	poll 50 ncalls_ge response_url $((r0 + 1)) || bad "no view"
+	b=$(last_body response_url)
+	echo "$b" | grep -q 'jane@acme.com' && echo "$b" | grep -q '"ephemeral"' && ok "Personal accounts shows the connections view, ephemeral" || bad "accounts: $b"
+	# Audit: every run writes a "used" entry.
+	"$SEED_STORE" "$T/store" "$T/master.key" audit >"$T/audit" 2>&1 || true
+	grep -q '^used T0001 U0001 salesforce recipe create-opportunity' "$T/audit" && ok "audit has the use" || bad "audit: $(cat "$T/audit")"
+	# The provider ends the grant: the next run finds the refresh refused, the connection expired.
+	curl -s -X POST "$FO/_control/kill_grants" -d account=jane@acme.com >/dev/null
+	e3=$(ncalls chat.postMessage)
+	push message_im user=U0001 'text=approve id=006K' event_id=EvM4 >/dev/null
+	poll 50 ncalls_ge chat.postMessage $((e3 + 1)) || bad "no prompt after invalid_grant"
+	last_body chat.postMessage | grep -q 'Log in to Salesforce' && ok "invalid_grant -> asked to log in again" || bad "after kill: $(last_body chat.postMessage)"
+	"$WORKBOT" connections list -c "$T/workbot.conf" | grep -qE 'U0001 +salesforce +jane@acme.com +expired' && ok "connection kept, marked expired" || bad "state: $("$WORKBOT" connections list -c "$T/workbot.conf")"
+	e4=$(ncalls chat.postMessage)
+	push message_im user=U0001 text=connections event_id=EvM5 >/dev/null
+	poll 50 ncalls_ge chat.postMessage $((e4 + 1)) || bad "no view"
+	last_body chat.postMessage | grep -q 'Log in again' && ok "connections shows it expired with Log in again" || bad "view: $(last_body chat.postMessage)"
+	# Log in again, then Disconnect while the provider's revoke fails: deleted anyway, and said so.
+	login_as "$(calls chat.postMessage "[e['url'] for b in c[-1]['body']['blocks'] for e in (b.get('elements') or [b.get('accessory') or {}]) if isinstance(e, dict) and 'Log in again' in json.dumps(e)][0]")" jane@acme.com jane2
+	curl -s -X POST "$FO/_control/fail" -d endpoint=revoke -d count=1 -d status=500 >/dev/null
+	u0=$(ncalls chat.update)
+	push block_actions user=U0001 action_id=wb_disconnect value=salesforce channel=D0001 message_ts=1700000000.000900 action_ts=1700000005.1 >/dev/null
+	poll 50 ncalls_ge chat.update $((u0 + 1)) || bad "no update"
+	last_body chat.update | grep -q 'could not be revoked at Salesforce' && ok "failed revocation: deleted locally and said so" || bad "update: $(last_body chat.update)"
+	"$WORKBOT" connections list -c "$T/workbot.conf" | grep -q 'U0001 .*salesforce' && bad "not deleted" || ok "deleted despite the failed revocation"
 	;;
 *) echo "unknown group $group"; exit 2 ;;
 esac
