@@ -1823,6 +1823,13 @@ tpl_part(void *arg, const struct template_part *p)
 		    "%s{{%.*s%.*s}} is outside a JSON string literal", t->prefix,
 		    p->kind == TEMPLATE_RESPONSE ? 9 : 0, "response.", (int)p->len, p->s);
 		t->bad = 1;
+	} else if (t->json && t->escaped) {
+		/* "\{{x}}": the value's first byte would complete an escape the renderer cannot make safe. */
+		err_at(t->L, t->line, t->L->label, t->key,
+		    "%s{{%.*s%.*s}} follows a backslash", t->prefix,
+		    p->kind == TEMPLATE_RESPONSE ? 9 : 0, "response.", (int)p->len, p->s);
+		t->bad = 1;
+		t->escaped = false;
 	} else if (p->kind == TEMPLATE_RESPONSE && !t->response_ok) {
 		err_at(t->L, t->line, t->L->label, t->key,
 		    "%s{{response.%.*s}} is allowed only in reply and buttons",

@@ -452,6 +452,8 @@ static const struct bad {
 	  "t.conf:23: [recipe r] body: not valid JSON" },
 	{ HEAD BOX JIRA RECIPE("r", "do it", "box") "method = POST\nparams = n\nbody = {\"a\": {{n}}}\n",
 	  "t.conf:24: [recipe r] body: {{n}} is outside a JSON string literal" },
+	{ HEAD BOX JIRA RECIPE("r", "do it", "box") "method = POST\nparams = n\nbody = {\"a\": \"\\{{n}}x\"}\n",
+	  "t.conf:24: [recipe r] body: {{n}} follows a backslash" },
 	{ HEAD BOX JIRA RECIPE("r", "do it", "box") "method = POST\nparams = n\nbody = {\"a\": \"{{m}}\"}\n",
 	  "t.conf:24: [recipe r] body: {{m}} is not a declared param" },
 	{ HEAD BOX JIRA RECIPE("r", "do it", "box") "method = POST\nbody = {\"a\": \"{{response.id}}\"}\n",
