@@ -36,6 +36,7 @@
 
 #include <libwebsockets.h>
 
+#include "workbot/cmdtext.h"
 #include "workbot/config.h"
 #include "workbot/daemon.h"
 #include "workbot/dedupe.h"
@@ -54,6 +55,7 @@
 #include "workbot/slack_api.h"
 #include "workbot/slack_ws.h"
 #include "workbot/store.h"
+#include "workbot/views.h"
 #include "workbot/xmalloc.h"
 
 #define DEDUPE_WINDOW_S		3600
@@ -710,7 +712,7 @@ on_confirmed(void *arg, struct http_client *c, const struct config *cfg, struct 
 {
 	struct daemon *d = arg;
 	const struct config_app *app = config_app_find(cfg, done->app);
-	char text[600];
+	char text[600], *esc;
 	cJSON *body;
 
 	(void)c;
@@ -722,23 +724,10 @@ on_confirmed(void *arg, struct http_client *c, const struct config *cfg, struct 
 	/* Tell the user in Slack, so a login they did not start is noticed. */
 	snprintf(text, sizeof(text), "Connected to %s%s%s.", app ? app->title.v : done->app,
 	    done->account[0] ? " as " : "", done->account);
-	body = cJSON_CreateObject();
-	{
-		/* Account labels come from the provider: escape them for mrkdwn. */
-		char esc[1200];
-		size_t o = 0;
-		for (const char *p = text; *p && o + 6 < sizeof(esc); p++) {
-			const char *rep = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
-			if (rep) {
-				memcpy(esc + o, rep, strlen(rep));
-				o += strlen(rep);
-			} else {
-				esc[o++] = *p;
-			}
-		}
-		esc[o] = '\0';
-		cJSON_AddStringToObject(body, "text", esc);
-	}
+	/* Account labels come from the provider: escape them for mrkdwn. */
+	esc = cmdtext_mrkdwn_escape(text, strlen(text));
+	body = views_text(esc);
+	free(esc);
 	outbox_send(d->outbox, OUTBOX_DM, body, NULL, done->user);
 	if (done->resume != NULL)
 		resume_command(d, done->resume);

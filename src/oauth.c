@@ -44,6 +44,7 @@
 #include "workbot/log.h"
 #include "workbot/metrics.h"
 #include "workbot/oauth.h"
+#include "workbot/util.h"
 #include "workbot/records.h"
 #include "workbot/secret.h"
 #include "workbot/xmalloc.h"
@@ -77,18 +78,6 @@ struct oauth {
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
-
-static void
-seterr(char *err, size_t errsz, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsz == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsz, fmt, ap);
-	va_end(ap);
-}
 
 static uint64_t
 mono_ms(void)
@@ -1307,16 +1296,16 @@ begin(struct oauth *o, const struct config *cfg, const char *team, const char *u
 	int n, rc = -1;
 
 	if (!name_ok(team) || !name_ok(user) || !name_ok(app_name)) {
-		seterr(err, errsz, "oauth: team, user or app name is empty, too long or has a "
+		util_seterr(err, errsz, "oauth: team, user or app name is empty, too long or has a "
 		    "character that is not allowed");
 		return -1;
 	}
 	if ((app = oauth_app(cfg, app_name)) == NULL) {
-		seterr(err, errsz, "oauth: %s is not an oauth2 app of this config", app_name);
+		util_seterr(err, errsz, "oauth: %s is not an oauth2 app of this config", app_name);
 		return -1;
 	}
 	if (resume_len > OAUTH_RESUME_MAX || answer_to_len > OAUTH_ANSWER_TO_MAX) {
-		seterr(err, errsz, "oauth: the command to resume (%zu bytes) or where to answer "
+		util_seterr(err, errsz, "oauth: the command to resume (%zu bytes) or where to answer "
 		    "(%zu bytes) is too long", resume_len, answer_to_len);
 		return -1;
 	}
@@ -1326,7 +1315,7 @@ begin(struct oauth *o, const struct config *cfg, const char *team, const char *u
 	rand_b64(cookie, sizeof(cookie), SECRET_BYTES);
 	n = snprintf(link, linksz, "%s/oauth/start/%s", public_url(cfg), id);
 	if (n < 0 || (size_t)n >= linksz) {
-		seterr(err, errsz, "oauth: the link buffer is too small");
+		util_seterr(err, errsz, "oauth: the link buffer is too small");
 		goto out;
 	}
 	enc_start(&e, PEND_LOGIN);
@@ -1346,7 +1335,7 @@ begin(struct oauth *o, const struct config *cfg, const char *team, const char *u
 	if (answer_to_len)
 		enc_put(&e, T_ANSWER_TO, answer_to, answer_to_len);
 	if (e.over)
-		seterr(err, errsz, "oauth: the login record is too large");
+		util_seterr(err, errsz, "oauth: the login record is too large");
 	else if (records_pending_put(o->r, id, now + OAUTH_LOGIN_TTL, e.buf, e.len, err, errsz) == 0)
 		rc = 0;
 	enc_free(&e);
@@ -1368,7 +1357,7 @@ oauth_begin(struct oauth *o, const struct config *cfg, const char *team, const c
     size_t answer_to_len, int64_t now, char *link, size_t linksz, char *err, size_t errsz)
 {
 	if (user != NULL && strcmp(user, RECORDS_SHARED_USER) == 0) {
-		seterr(err, errsz, "oauth: use oauth_begin_shared for the shared slot");
+		util_seterr(err, errsz, "oauth: use oauth_begin_shared for the shared slot");
 		return -1;
 	}
 	return begin(o, cfg, team, user, app, false, resume, resume_len, answer_to, answer_to_len,
@@ -2039,7 +2028,7 @@ refresh_locked(struct oauth *o, const struct config *cfg, struct http_client *c,
 			fill_access(app, &hdr, &tok, out);
 			rc = OAUTH_OK;
 		} else {
-			seterr(err, errsz, "token refresh for %s failed: %s", app->name, why);
+			util_seterr(err, errsz, "token refresh for %s failed: %s", app->name, why);
 			rc = -1;
 		}
 		goto done;
@@ -2057,7 +2046,7 @@ refresh_locked(struct oauth *o, const struct config *cfg, struct http_client *c,
 		metrics_token_refresh_inc(METRICS_REFRESH_ERROR);
 		log_error(COMP, "refreshed tokens not stored team=%s user=%s app=%s: %s", team, user,
 		    app->name, e2);
-		seterr(err, errsz, "refreshed tokens for %s could not be stored", app->name);
+		util_seterr(err, errsz, "refreshed tokens for %s could not be stored", app->name);
 		rc = -1;
 		goto done;
 	}
@@ -2093,13 +2082,13 @@ access_conn(struct oauth *o, const struct config *cfg, struct http_client *c, co
 
 	memset(out, 0, sizeof(*out));
 	if (app == NULL) {
-		seterr(err, errsz, "oauth: no app %s in the config", app_name ? app_name : "(null)");
+		util_seterr(err, errsz, "oauth: no app %s in the config", app_name ? app_name : "(null)");
 		return -1;
 	}
 	if (app->auth.v != CONFIG_AUTH_OAUTH2)
 		return static_access(app, out);
 	if (!name_ok(team) || !name_ok(user)) {
-		seterr(err, errsz, "oauth: team or user name is not valid");
+		util_seterr(err, errsz, "oauth: team or user name is not valid");
 		return -1;
 	}
 	if (used == NULL) {
@@ -2145,7 +2134,7 @@ oauth_refresh_after_401(struct oauth *o, const struct config *cfg, struct http_c
 {
 	if (used == NULL) {
 		memset(out, 0, sizeof(*out));
-		seterr(err, errsz, "oauth: the token that got the 401 is needed");
+		util_seterr(err, errsz, "oauth: the token that got the 401 is needed");
 		return -1;
 	}
 	return access_conn(o, cfg, c, team, user, app, now, used, out, err, errsz);
@@ -2174,11 +2163,11 @@ oauth_disconnect(struct oauth *o, const struct config *cfg, struct http_client *
 
 	memset(res, 0, sizeof(*res));
 	if (action != RECORDS_AUDIT_DISCONNECTED && action != RECORDS_AUDIT_REVOKED) {
-		seterr(err, errsz, "oauth: disconnect audits as disconnected or revoked only");
+		util_seterr(err, errsz, "oauth: disconnect audits as disconnected or revoked only");
 		return -1;
 	}
 	if (!name_ok(team) || !name_ok(user) || !name_ok(app_name)) {
-		seterr(err, errsz, "oauth: team, user or app name is not valid");
+		util_seterr(err, errsz, "oauth: team, user or app name is not valid");
 		return -1;
 	}
 	app = config_app_find(cfg, app_name);
