@@ -31,8 +31,6 @@
  * Never run by `meson test`: it takes ~20 s and measures, not asserts.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -41,16 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include "bench_util.h"
 #include "fake_slack_client.h"
 
 #define APP_TOKEN	"xapp-1-A0FAKEAPP01-1-fake"
@@ -72,24 +66,6 @@ static struct {
 
 /* ---- children and clean-up ---- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void
 kill_children_now(void)
 {
@@ -110,35 +86,10 @@ on_signal(int sig)
 }
 
 static void
-rm_tree(const char *dir)
-{
-	pid_t p;
-
-	if (dir[0] == '\0' || strncmp(dir, "/tmp/ack_bench.", 15) != 0)
-		return;
-	p = fork();
-	if (p == 0) {
-		execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
-		_exit(127);
-	}
-	if (p > 0)
-		waitpid(p, NULL, 0);
-}
-
-static void
 cleanup(void)
 {
 	if (B.wb > 0) {
-		/* A clean stop (≤ 12 s), so its store is closed properly; then KILL. */
-		int i;
-
-		kill(B.wb, SIGTERM);
-		for (i = 0; i < 120 && waitpid(B.wb, NULL, WNOHANG) != B.wb; i++)
-			sleep_ms(100);
-		if (i == 120) {
-			kill(B.wb, SIGKILL);
-			waitpid(B.wb, NULL, 0);
-		}
+		bu_stop_workbot(B.wb);
 		B.wb = 0;
 	}
 	if (B.f != NULL) {
@@ -151,7 +102,7 @@ cleanup(void)
 		B.curl = NULL;
 	}
 	if (!B.keep)
-		rm_tree(B.tmp);
+		bu_rm_tree(B.tmp, "/tmp/ack_bench.");
 	else if (B.tmp[0])
 		fprintf(stderr, "ack_bench: kept %s\n", B.tmp);
 }
@@ -172,129 +123,6 @@ die(const char *fmt, ...)
 	exit(1);	/* atexit: cleanup() */
 }
 
-/* A loopback port that was free a moment ago (the listener binds it next). */
-static int
-free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static int
-run_wait(const char *const argv[], const char *out_path)
-{
-	int status;
-	pid_t p = fork();
-
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int fd = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(p, &status, 0) != p)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static pid_t
-spawn_workbot(const char *workbot, const char *conf, const char *log_path)
-{
-	pid_t parent = getpid(), p = fork();
-
-	if (p != 0)
-		return p;
-	/* If the bench dies without its clean-up, workbot must not outlive it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
-	{
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-		if (fd >= 0) {
-			dup2(fd, STDERR_FILENO);
-			dup2(fd, STDOUT_FILENO);
-		}
-	}
-	execl(workbot, workbot, "run", "-c", conf, "--log-level", "info", (char *)NULL);
-	_exit(127);
-}
-
-/* ---- workbot's listener ---- */
-
-struct sink {
-	char buf[256 * 1024];
-	size_t len;
-};
-
-static size_t
-sink_write(char *data, size_t sz, size_t n, void *arg)
-{
-	struct sink *s = arg;
-	size_t add = sz * n;
-
-	if (s->len + add >= sizeof(s->buf))
-		return 0;
-	memcpy(s->buf + s->len, data, add);
-	s->len += add;
-	s->buf[s->len] = '\0';
-	return add;
-}
-
-/* GET http://127.0.0.1:listen_port/path into s; the HTTP status or -1. */
-static int
-wb_get(const char *path, struct sink *s)
-{
-	char url[128];
-	long code = -1;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", B.listen_port, path);
-	s->len = 0;
-	s->buf[0] = '\0';
-	curl_easy_reset(B.curl);
-	curl_easy_setopt(B.curl, CURLOPT_URL, url);
-	curl_easy_setopt(B.curl, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(B.curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(B.curl, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(B.curl, CURLOPT_WRITEFUNCTION, sink_write);
-	curl_easy_setopt(B.curl, CURLOPT_WRITEDATA, s);
-	if (curl_easy_perform(B.curl) != CURLE_OK)
-		return -1;
-	curl_easy_getinfo(B.curl, CURLINFO_RESPONSE_CODE, &code);
-	return (int)code;
-}
-
-static int
-sockets_live(void)
-{
-	static struct sink s;
-	cJSON *o;
-	int n = -1;
-
-	if (wb_get("/healthz", &s) < 0)
-		return -1;
-	o = cJSON_Parse(s.buf);
-	if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "sockets_live")))
-		n = cJSON_GetObjectItemCaseSensitive(o, "sockets_live")->valueint;
-	cJSON_Delete(o);
-	return n;
-}
-
 /* workbot_ack_seconds from /metrics: cumulative bucket counts and the sum. */
 struct hist {
 	unsigned n;
@@ -306,11 +134,11 @@ struct hist {
 static int
 read_hist(struct hist *h)
 {
-	static struct sink s;
+	static struct bu_sink s;
 	const char *p;
 
 	memset(h, 0, sizeof(*h));
-	if (wb_get("/metrics", &s) != 200)
+	if (bu_wb_get(B.curl, B.listen_port, "/metrics", &s) != 200)
 		return -1;
 	for (p = s.buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		char le[32];
@@ -356,26 +184,6 @@ print_hist(const char *phase, const struct hist *a, const struct hist *b)
 
 /* ---- memory ---- */
 
-static int
-proc_mem(pid_t pid, long *rss_anon, long *vmrss)
-{
-	char path[64], line[256];
-	FILE *fp;
-	int got = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((fp = fopen(path, "r")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (sscanf(line, "RssAnon: %ld", rss_anon) == 1)
-			got |= 1;
-		else if (sscanf(line, "VmRSS: %ld", vmrss) == 1)
-			got |= 2;
-	}
-	fclose(fp);
-	return got == 3 ? 0 : -1;
-}
-
 static struct {
 	atomic_bool stop;
 	atomic_long anon_peak, rss_peak;
@@ -389,13 +197,13 @@ sampler(void *arg)
 	while (!atomic_load(&M.stop)) {
 		long a, r;
 
-		if (proc_mem(B.wb, &a, &r) == 0) {
+		if (bu_proc_mem(B.wb, &a, &r) == 0) {
 			if (a > atomic_load(&M.anon_peak))
 				atomic_store(&M.anon_peak, a);
 			if (r > atomic_load(&M.rss_peak))
 				atomic_store(&M.rss_peak, r);
 		}
-		sleep_ms(50);
+		bu_sleep_ms(50);
 	}
 	return NULL;
 }
@@ -471,9 +279,9 @@ burst(const char *type, unsigned n, unsigned window, struct result *r)
 	}
 	cJSON_Delete(o);
 	o = NULL;
-	t_end = now_ms() + PHASE_MS + 5000;
-	while (now_ms() < t_end) {
-		sleep_ms(100);
+	t_end = bu_now_ms() + PHASE_MS + 5000;
+	while (bu_now_ms() < t_end) {
+		bu_sleep_ms(100);
 		cJSON_Delete(o);
 		o = NULL;
 		if (fsc_get(B.f, "/_control/burst", &o) != 200)
@@ -483,7 +291,7 @@ burst(const char *type, unsigned n, unsigned window, struct result *r)
 			break;
 	}
 	/* One more sample after the last ack, then the histogram. */
-	sleep_ms(60);
+	bu_sleep_ms(60);
 	r->anon_peak = atomic_load(&M.anon_peak);
 	r->rss_peak = atomic_load(&M.rss_peak);
 	read_hist(&r->h1);
@@ -520,28 +328,6 @@ usage(void)
 	exit(2);
 }
 
-/* Default paths: baked in by meson, else next to this binary in the build dir. */
-static const char *
-default_path(const char *baked, const char *rel, char *buf, size_t size)
-{
-	char self[4096];
-	ssize_t n;
-	char *slash;
-
-	if (baked[0] != '\0' && access(baked, X_OK) == 0)
-		return baked;
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return baked;
-	self[n] = '\0';
-	/* build/tests/bench/ack_bench → build/ */
-	for (int i = 0; i < 3 && (slash = strrchr(self, '/')) != NULL; i++)
-		*slash = '\0';
-	if (snprintf(buf, size, "%s/%s", self, rel) >= (int)size)
-		return baked;
-	return buf;
-}
-
 #ifndef ACK_BENCH_WORKBOT
 #define ACK_BENCH_WORKBOT ""
 #endif
@@ -558,7 +344,6 @@ main(int argc, char **argv)
 	unsigned windows[MAX_WINDOWS] = { 64, 256, 1024 }, nwin = 3, best = 0;
 	struct result serial, bursts[MAX_WINDOWS], im;
 	long anon_idle = 0, rss_idle = 0, anon_after = 0, rss_after = 0, anon_load, rss_load;
-	FILE *fp;
 	int live = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -600,9 +385,9 @@ main(int argc, char **argv)
 	    settle_s > 60 || nwin == 0)
 		usage();
 	if (workbot == NULL)
-		workbot = default_path(ACK_BENCH_WORKBOT, "workbot", wbuf, sizeof(wbuf));
+		workbot = bu_default_path(ACK_BENCH_WORKBOT, "workbot", wbuf, sizeof(wbuf));
 	if (fake == NULL)
-		fake = default_path(ACK_BENCH_FAKE, "tests/fakes/fake_slack", fbuf, sizeof(fbuf));
+		fake = bu_default_path(ACK_BENCH_FAKE, "tests/fakes/fake_slack", fbuf, sizeof(fbuf));
 	if (access(workbot, X_OK) != 0 || access(fake, X_OK) != 0)
 		die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
 
@@ -630,43 +415,36 @@ main(int argc, char **argv)
 	{
 		const char *argv_k[] = { workbot, "keygen", "-o", path, NULL };
 
-		if (run_wait(argv_k, logp) != 0)
+		if (bu_run_wait(argv_k, logp) != 0)
 			die("workbot keygen failed (see %s)", logp);
 	}
-	if ((B.listen_port = free_port()) < 0)
+	if ((B.listen_port = bu_free_port()) < 0)
 		die("no free loopback port");
 	snprintf(conf, sizeof(conf), "%s/workbot.conf", B.tmp);
-	if ((fp = fopen(conf, "w")) == NULL)
+	if (bu_write_conf(conf, fsc_api_url(B.f), B.tmp, path, B.listen_port, NULL) != 0)
 		die("%s: %s", conf, strerror(errno));
-	fprintf(fp, "[slack]\napp_token = env:WB_APP_TOKEN\nbot_token = env:WB_BOT_TOKEN\n"
-	    "api_url = %s\nconnections = 2\nworkers = 4\n\n"
-	    "[store]\npath = %s/store\nkey_file = %s\nmap_size = 64MiB\n\n"
-	    "[listener]\nbind = 127.0.0.1:%d\n",
-	    fsc_api_url(B.f), B.tmp, path, B.listen_port);
-	fclose(fp);
-	chmod(conf, 0600);
 	setenv("WB_APP_TOKEN", APP_TOKEN, 1);
 	setenv("WB_BOT_TOKEN", BOT_TOKEN, 1);
 
-	if ((B.wb = spawn_workbot(workbot, conf, logp)) < 0)
+	if ((B.wb = bu_spawn_workbot(workbot, conf, logp)) < 0)
 		die("fork: %s", strerror(errno));
-	for (int64_t t_end = now_ms() + 15000; now_ms() < t_end; sleep_ms(50)) {
+	for (int64_t t_end = bu_now_ms() + 15000; bu_now_ms() < t_end; bu_sleep_ms(50)) {
 		if (waitpid(B.wb, NULL, WNOHANG) == B.wb) {
 			B.wb = 0;
 			die("workbot exited during start-up (see %s; --keep keeps it)", logp);
 		}
-		if ((live = sockets_live()) >= 2)
+		if ((live = bu_sockets_live(B.curl, B.listen_port)) >= 2)
 			break;
 	}
 	if (live < 2)
 		die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
 	fprintf(stderr, "ack_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)B.wb, settle_s);
 
-	sleep_ms((long)settle_s * 1000);
-	for (int i = 0; i < 10; i++, sleep_ms(100)) {	/* idle: the largest of 1 s of samples */
+	bu_sleep_ms((long)settle_s * 1000);
+	for (int i = 0; i < 10; i++, bu_sleep_ms(100)) {	/* idle: the largest of 1 s of samples */
 		long a = 0, r = 0;
 
-		if (proc_mem(B.wb, &a, &r) == 0) {
+		if (bu_proc_mem(B.wb, &a, &r) == 0) {
 			anon_idle = a > anon_idle ? a : anon_idle;
 			rss_idle = r > rss_idle ? r : rss_idle;
 		}
@@ -693,8 +471,8 @@ main(int argc, char **argv)
 	}
 	atomic_store(&M.stop, true);
 	pthread_join(M.th, NULL);
-	sleep_ms(1500);		/* let the last dedupe batch be persisted */
-	proc_mem(B.wb, &anon_after, &rss_after);
+	bu_sleep_ms(1500);		/* let the last dedupe batch be persisted */
+	bu_proc_mem(B.wb, &anon_after, &rss_after);
 
 	anon_load = serial.anon_peak;
 	rss_load = serial.rss_peak;
