@@ -144,8 +144,7 @@ connections_view(const struct req *r, const char *notice)
 	struct records_conn *list = NULL;
 	struct views_conn *vc;
 	struct views_missing *vm;
-	char **links;
-	size_t n = 0, nm = 0, nl = 0;
+	size_t n = 0, nm = 0;
 	char err[256];
 	cJSON *view;
 
@@ -155,7 +154,6 @@ connections_view(const struct req *r, const char *notice)
 	}
 	vc = xcalloc(n + 1, sizeof(*vc));
 	vm = xcalloc(cfg->napps + 1, sizeof(*vm));
-	links = xcalloc(n + cfg->napps + 1, sizeof(*links));
 	for (size_t i = 0; i < n; i++) {
 		vc[i] = (struct views_conn){
 			.app = list[i].app,
@@ -165,8 +163,6 @@ connections_view(const struct req *r, const char *notice)
 			.last_used = list[i].last_used,
 			.expired = list[i].state == RECORDS_EXPIRED,
 		};
-		if (vc[i].expired && config_app_find(cfg, list[i].app) != NULL)
-			vc[i].login_url = links[nl++] = login_link(r, list[i].app, NULL, 0);
 	}
 	for (size_t a = 0; a < cfg->napps; a++) {
 		const struct config_app *app = cfg->apps[a];
@@ -178,15 +174,10 @@ connections_view(const struct req *r, const char *notice)
 			have = strcmp(list[i].app, app->name) == 0;
 		if (have)
 			continue;
-		vm[nm] = (struct views_missing){ .app = app->name, .title = app->title.v };
-		vm[nm].connect_url = links[nl++] = login_link(r, app->name, NULL, 0);
-		if (vm[nm].connect_url != NULL)
-			nm++;
+		/* No link yet: the Connect button starts the login when clicked (no write per view). */
+		vm[nm++] = (struct views_missing){ .app = app->name, .title = app->title.v };
 	}
 	view = views_connections(vc, n, vm, nm, notice, (int64_t)time(NULL));
-	for (size_t i = 0; i < nl; i++)
-		free(links[i]);
-	free(links);
 	free(vm);
 	free(vc);
 	free(list);
@@ -328,11 +319,12 @@ resume_blob(const struct req *r, size_t *len)
 	return s;
 }
 
+/* A private Log in button; with `resume`, the command runs by itself after Connect. */
 static void
-ask_login(const struct req *r, const struct config_app *app)
+ask_login(const struct req *r, const struct config_app *app, bool resume)
 {
 	size_t len = 0;
-	char *blob = resume_blob(r, &len);
+	char *blob = resume ? resume_blob(r, &len) : NULL;
 	char *link = login_link(r, app->name, blob, len);
 
 	if (link != NULL)
@@ -369,7 +361,7 @@ run_recipe(const struct req *r, const struct config_recipe *rc, const struct cmd
 		    err, sizeof(err));
 	if (rc_access == OAUTH_NEEDS_LOGIN) {
 		if (rc->verify_user_access.v) {
-			ask_login(r, app);
+			ask_login(r, app, true);
 		} else {
 			snprintf(msg, sizeof(msg), "This command uses the shared %s connection, which is not set up yet: "
 			    "an admin can run `workbot connect %s --shared`.", app->title.v, app->name);
@@ -426,7 +418,7 @@ run_recipe(const struct req *r, const struct config_recipe *rc, const struct cmd
 
 			if (a == OAUTH_NEEDS_LOGIN) {
 				oauth_access_clear(&fresh);
-				ask_login(r, app);
+				ask_login(r, app, true);
 				goto out;
 			}
 			if (a != OAUTH_OK) {
@@ -658,6 +650,14 @@ bot_block_actions(const struct dispatch_ctx *ctx, const cJSON *payload)
 		return;
 	if (strcmp(action_id, "wb_accounts") == 0) {
 		reply_private(&r, connections_view(&r, NULL));
+	} else if (strcmp(action_id, "wb_connect") == 0 && value != NULL) {
+		/* Connect / Log in again: the same login a recipe starts, for the clicking user. */
+		const struct config_app *app = config_app_find(ctx->cfg, value);
+
+		if (app == NULL || app->auth.v != CONFIG_AUTH_OAUTH2)
+			reply_text(&r, "Sorry — that app is no longer configured.");
+		else
+			ask_login(&r, app, false);
 	} else if (strcmp(action_id, "wb_disconnect") == 0 && value != NULL) {
 		struct oauth_disconnect_result res = { 0 };
 		const char *title = app_title(ctx->cfg, value);

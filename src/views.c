@@ -244,6 +244,19 @@ value_button(const char *label, const char *action_id, const char *value, const 
 }
 
 /*
+ * Log in again / Connect: a url button when the caller made a login link,
+ * else a wb_connect button (value: the app) that starts the login when it
+ * is clicked — so showing a view never has to write a pending login.
+ */
+static cJSON *
+login_button(const char *label, const char *app, const char *url, const char *style)
+{
+	if (url != NULL)
+		return url_button(label, app, url, style);
+	return value_button(label, "wb_connect", app, style);
+}
+
+/*
  * The Disconnect button. Its value is the app name only: the handler takes
  * the user from the click, never from the button (DESIGN §6). The confirm
  * dialog is plain text, so the title needs no escaping, only cutting.
@@ -487,12 +500,12 @@ add_conn(struct view *v, const struct views_conn *c, int64_t now)
 {
 	const char *title = title_of(c->title, c->app);
 	cJSON *login = NULL, *disc, *actions, *els;
-	bool has_link = c->expired && has_url(c->login_url);
+	bool has_link = c->expired;
 	char *text;
 
 	if (view_room(v) < (has_link ? 2 : 1))
 		return false;
-	if (has_link && (login = url_button("Log in again", c->app, c->login_url, "primary")) == NULL)
+	if (has_link && (login = login_button("Log in again", c->app, c->login_url, "primary")) == NULL)
 		v->hidden++;
 	if ((disc = disconnect_button(c->app, title)) == NULL)
 		v->hidden++;
@@ -525,8 +538,8 @@ add_missing(struct view *v, const struct views_missing *m)
 	title = esc_cut(title_of(m->title, m->app), MAX_TITLE);
 	text = xasprintf("*%s* — not connected yet. Some commands run as you there; connect once "
 	    "and workbot remembers until you disconnect.", title);
-	b = url_button("Connect", m->app, m->connect_url, "primary");
-	if (b == NULL && has_url(m->connect_url))
+	b = login_button("Connect", m->app, m->connect_url, "primary");
+	if (b == NULL)
 		v->hidden++;
 	view_section(v, text, b);
 	free(title);

@@ -16,6 +16,8 @@
  *   wb_accounts          no value                     (Personal accounts, in help)
  *   wb_recipe:<n>        value: {"recipe":…,"params":…} (recipe reply buttons; n = button index)
  *   wb_link:<app>        url button (Log in / Log in again / Connect): acked and ignored
+ *   wb_connect           value: the app name          (Log in again / Connect without a link:
+ *                                                      the click starts the login)
  */
 #ifndef WORKBOT_VIEWS_H
 #define WORKBOT_VIEWS_H
@@ -33,13 +35,13 @@ struct views_conn {
 	int64_t connected;		/* unix s; 0 unknown */
 	int64_t last_used;		/* unix s; 0 never/unknown */
 	bool expired;			/* the provider refused a refresh: needs a new login */
-	const char *login_url;		/* expired: the Log in again link; NULL: none */
+	const char *login_url;		/* expired: the Log in again link; NULL: a wb_connect button */
 };
 
 struct views_missing {			/* an app recipes need a personal connection for */
 	const char *app;
 	const char *title;
-	const char *connect_url;	/* the Connect link (a fresh login) */
+	const char *connect_url;	/* the Connect link, or NULL: a wb_connect button */
 };
 
 /*

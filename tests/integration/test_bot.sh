@@ -170,7 +170,14 @@ commands)
 	poll 50 ncalls_ge chat.postEphemeral $((e0 + 1)) && ok "connections in a channel is ephemeral" || bad "no ephemeral"
 	b=$(last_body chat.postEphemeral)
 	echo "$b" | grep -qi 'no personal connections' && ok "empty connections explained" || bad "connections: $b"
-	echo "$b" | grep -q '/oauth/start/' && ok "Connect button for Salesforce" || bad "no connect button: $b"
+	echo "$b" | grep -q '"wb_connect"' && ok "Connect button for Salesforce" || bad "no connect button: $b"
+	echo "$b" | grep -q '/oauth/start/' && bad "showing the view made a login link" || ok "no login is started just by showing the view"
+	r1=$(ncalls response_url)
+	push block_actions user=U0001 action_id=wb_connect value=salesforce channel=C0001 action_ts=1700000009.1 >/dev/null
+	poll 50 ncalls_ge response_url $((r1 + 1)) || bad "no reply to Connect"
+	b=$(last_body response_url)
+	echo "$b" | grep -q 'Log in to Salesforce' && echo "$b" | grep -q '/oauth/start/' && echo "$b" | grep -q '"ephemeral"' \
+		&& ok "Connect click answers privately with a Log in button" || bad "connect click: $b"
 	check "ephemeral goes to the requester" "$(calls chat.postEphemeral "c[-1]['body'].get('user')")" U0001
 	r0=$(ncalls response_url)
 	push slash_command user=U0001 text=help >/dev/null
@@ -361,7 +368,13 @@ more)
 	poll 50 ncalls_ge chat.postMessage $((e4 + 1)) || bad "no view"
 	last_body chat.postMessage | grep -q 'Log in again' && ok "connections shows it expired with Log in again" || bad "view: $(last_body chat.postMessage)"
 	# Log in again, then Disconnect while the provider's revoke fails: deleted anyway, and said so.
-	login_as "$(calls chat.postMessage "[e['url'] for b in c[-1]['body']['blocks'] for e in (b.get('elements') or [b.get('accessory') or {}]) if isinstance(e, dict) and 'Log in again' in json.dumps(e)][0]")" jane@acme.com jane2
+	last_body chat.postMessage | grep -q '"wb_connect"' && ok "Log in again starts a login on click" || bad "no wb_connect"
+	r5=$(ncalls response_url)
+	push block_actions user=U0001 action_id=wb_connect value=salesforce channel=D0001 action_ts=1700000006.1 >/dev/null
+	poll 50 ncalls_ge response_url $((r5 + 1)) || true
+	u=$(last_button_url response_url 2>/dev/null)
+	case "$u" in http*) ;; *) u=$(last_button_url chat.postMessage) ;; esac
+	login_as "$u" jane@acme.com jane2
 	curl -s -X POST "$FO/_control/fail" -d endpoint=revoke -d count=1 -d status=500 >/dev/null
 	u0=$(ncalls chat.update)
 	push block_actions user=U0001 action_id=wb_disconnect value=salesforce channel=D0001 message_ts=1700000000.000900 action_ts=1700000005.1 >/dev/null

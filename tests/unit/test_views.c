@@ -465,23 +465,32 @@ test_connections_several(void **state)
 	assert_string_equal(sget(btn, "action_id"), "wb_disconnect");
 	assert_string_equal(sget(btn, "value"), "box");
 
-	/* Expired without a link: still shown as expired, Disconnect offered. */
+	/* Expired without a link: still shown as expired; Log in again is a
+	 * wb_connect button (the click starts the login), then Disconnect. */
 	t = section_text(v, 5);
 	assert_non_null(strstr(t, "*Okta*"));
 	assert_non_null(strstr(t, "expired"));
 	assert_null(strstr(t, "connected since"));
 	assert_non_null(strstr(t, "last used 2 days ago"));
-	assert_string_equal(sget(oget(block(v, 5), "accessory"), "action_id"), "wb_disconnect");
+	assert_null(oget(block(v, 5), "accessory"));
+	els = oget(block(v, 6), "elements");
+	assert_int_equal(cJSON_GetArraySize(els), 2);
+	btn = cJSON_GetArrayItem(els, 0);
+	assert_string_equal(button_label(btn), "Log in again");
+	assert_string_equal(sget(btn, "action_id"), "wb_connect");
+	assert_string_equal(sget(btn, "value"), "okta");
+	assert_null(oget(btn, "url"));
+	assert_string_equal(sget(cJSON_GetArrayItem(els, 1), "action_id"), "wb_disconnect");
 
 	/* A missing app: Connect. */
-	t = section_text(v, 6);
+	t = section_text(v, 7);
 	assert_non_null(strstr(t, "*Jira*"));
 	assert_non_null(strstr(t, "not connected"));
-	btn = oget(block(v, 6), "accessory");
+	btn = oget(block(v, 7), "accessory");
 	assert_string_equal(button_label(btn), "Connect");
 	assert_string_equal(sget(btn, "url"), "https://wb.example/oauth/start/def");
 	assert_string_equal(sget(btn, "action_id"), "wb_link:jira");
-	assert_int_equal(nblocks(v), 7);
+	assert_int_equal(nblocks(v), 8);
 	cJSON_Delete(v);
 }
 
@@ -501,6 +510,20 @@ test_connections_missing_only(void **state)
 	assert_non_null(strstr(section_text(v, 2), "*box*"));
 	assert_string_equal(button_label(oget(block(v, 2), "accessory")), "Connect");
 	cJSON_Delete(v);
+
+	/* No link made (the usual case): a wb_connect button carrying the app. */
+	{
+		const struct views_missing m2[] = { { .app = "box", .title = "Box", .connect_url = NULL } };
+		const cJSON *b;
+
+		v = views_connections(NULL, 0, m2, 1, NULL, T_DEC6);
+		check_limits(v);
+		b = oget(block(v, 2), "accessory");
+		assert_string_equal(button_label(b), "Connect");
+		assert_string_equal(sget(b, "action_id"), "wb_connect");
+		assert_string_equal(sget(b, "value"), "box");
+		cJSON_Delete(v);
+	}
 }
 
 static void
@@ -631,9 +654,11 @@ test_connections_giant(void **state)
 	n = buttons(v, btn, 16);
 	for (i = 0; i < n; i++)
 		assert_true(strlen(sget(btn[i], "action_id")) <= 255);
-	/* The third connection: NULL title shows the app, its link is kept. */
-	assert_string_equal(button_label(btn[n - 2]), "Log in again");
-	assert_true(ends_with(sget(btn[n - 2], "action_id"), "…"));
+	/* The third connection: NULL title shows the app, its link is kept;
+	 * the last missing app has no link: a wb_connect button. */
+	assert_string_equal(button_label(btn[n - 3]), "Log in again");
+	assert_true(ends_with(sget(btn[n - 3], "action_id"), "…"));
+	assert_string_equal(sget(btn[n - 1], "action_id"), "wb_connect");
 	cJSON_Delete(v);
 	free(huge);
 	free(app);
