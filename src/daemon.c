@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -826,6 +827,18 @@ check_bot_token(struct daemon *d)
 			log_error("slack", "auth.test failed: %s", res.error);
 			break;
 		}
+		if (attempt + 1 == AUTH_TEST_ATTEMPTS) {
+			/* Why: the last failure used to log "retrying", sleep up to 16 s for
+			 * nothing and exit 1 with no word of why (seen with an untrusted TLS
+			 * certificate). Say it gave up, and why, at once. */
+			char detail[300];
+
+			log_error("slack", "auth.test failed %u times, giving up: %s%s%s%s", AUTH_TEST_ATTEMPTS,
+			    res.error[0] ? res.error : "error", res.detail[0] ? " " : "",
+			    res.detail[0] ? log_quote(detail, sizeof(detail), res.detail) : "",
+			    strcmp(res.error, "tls") == 0 ? " (for a private CA set [slack] ca_file)" : "");
+			break;
+		}
 		{
 			uint64_t wait = res.outcome == SLACK_RATE_LIMITED && res.retry_after_s > 0 ?
 			    res.retry_after_s * 1000ull : slack_backoff_ms(attempt);
@@ -891,6 +904,14 @@ daemon_run(const char *config_path)
 	    records_key_id(d->records), (unsigned)c->slack.connections.v, (unsigned)c->slack.workers.v);
 
 	nonblocking_stderr();
+	/*
+	 * glibc gives each thread that allocates its own malloc arena (up to 8
+	 * per core); with 4-64 workers each arena keeps its own free pages.
+	 * Two arenas — the event thread's and one the workers share — measured
+	 * 4.7 MiB RssAnon after 1,000 answered DMs instead of 5.9 MiB, with no
+	 * loss of throughput (tests/bench/ack_bench).
+	 */
+	mallopt(M_ARENA_MAX, 2);
 	loop_block_signals();
 
 	d->http = http_shared_new();
