@@ -12,6 +12,14 @@
  *   /link/?ticket=...  Socket Mode WebSocket (single-use tickets)
  *   /_control/...      test control API (plain HTTP + JSON)
  *
+ * TLS mode (--tls-cert FILE --tls-key FILE): the same port speaks only
+ * HTTPS and WSS (ALPN http/1.1, no h2), and every URL the fake hands out
+ * says so (wss:// socket URLs, https:// response_urls, the control API too).
+ * The socket URL's host is 127.0.0.1 unless /_control/config ws_host says
+ * otherwise (e.g. "localhost"): only the text of the URL changes, the fake
+ * still listens on 127.0.0.1 only — tests use it to check the client's
+ * certificate name check against a host the certificate lacks.
+ *
  * How it works: every connection is served by one protocol callback (lws
  * sends HTTP and WebSocket upgrades without a sub-protocol to protocols[0]).
  * HTTP requests are collected into a `struct http_req`, answered from a
@@ -191,6 +199,7 @@ struct config {
 	int blockkit_enforce;        /* answer invalid_blocks */
 	int ping_ms;                 /* server pings, 0 = off */
 	int approx_conn_time;
+	char ws_host[64];            /* host written in socket URLs */
 };
 
 static struct fake {
@@ -198,6 +207,7 @@ static struct fake {
 	int port;
 	int verbose;
 	int stopping;
+	int tls;                     /* --tls-cert/--tls-key: https + wss only */
 	struct config cfg, cfg_initial;
 
 	struct sock *socks[MAX_WS];
@@ -551,7 +561,8 @@ response_url(char *out, size_t outlen)
 	char id[40];
 
 	fs_slack_id(id, sizeof(id), "", 24);
-	snprintf(out, outlen, "http://127.0.0.1:%d/response/%s", F.port, id);
+	snprintf(out, outlen, "%s://127.0.0.1:%d/response/%s", F.tls ? "https" : "http",
+		 F.port, id);
 }
 
 /* Rich text for a message: a leading <@U…> becomes a user element. */
@@ -1352,8 +1363,8 @@ api_connections_open(struct http_req *r, const cJSON *body, struct call_rec *c)
 		goto err;
 	}
 	ticket_issue(ticket);
-	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/link/?ticket=%s&app_id=%s",
-		 F.port, ticket, F.cfg.app_id);
+	snprintf(url, sizeof(url), "%s://%s:%d/link/?ticket=%s&app_id=%s",
+		 F.tls ? "wss" : "ws", F.cfg.ws_host, F.port, ticket, F.cfg.app_id);
 	F.st.conn_open_ok++;
 	c->ok = 1;
 	c->http_status = 200;
@@ -1949,6 +1960,15 @@ ctl_config(struct http_req *r)
 	cfg_str(c->app_token, sizeof(c->app_token), p, "app_token");
 	cfg_str(c->bot_token, sizeof(c->bot_token), p, "bot_token");
 	cfg_str(c->app_id, sizeof(c->app_id), p, "app_id");
+	{
+		/* a host name or IPv4 literal only: it is pasted into a URL */
+		const char *h = pstr(p, "ws_host", NULL);
+
+		if (h && *h && strlen(h) < sizeof(c->ws_host) &&
+		    strspn(h, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == strlen(h))
+			copystr(c->ws_host, sizeof(c->ws_host), h);
+	}
 	c->max_sockets = (int)pint(p, "max_sockets", c->max_sockets, 1, MAX_WS);
 	c->too_many_next = (int)pint(p, "too_many_next", c->too_many_next, 0, 1000);
 	c->ticket_ttl_s = (int)pint(p, "ticket_ttl_s", c->ticket_ttl_s, 1, 86400);
@@ -1967,6 +1987,7 @@ ctl_config(struct http_req *r)
 	o = cJSON_CreateObject();
 	cJSON_AddBoolToObject(o, "ok", 1);
 	cJSON_AddStringToObject(o, "app_id", c->app_id);
+	cJSON_AddStringToObject(o, "ws_host", c->ws_host);
 	cJSON_AddNumberToObject(o, "max_sockets", c->max_sockets);
 	cJSON_AddNumberToObject(o, "too_many_next", c->too_many_next);
 	cJSON_AddNumberToObject(o, "ticket_ttl_s", c->ticket_ttl_s);
@@ -3029,7 +3050,9 @@ usage(void)
 	fprintf(stderr,
 		"usage: fake_slack [--port N] [--app-token T] [--bot-token T]\n"
 		"                  [--app-id A] [--max-sockets N] [--verbose]\n"
-		"Listens on 127.0.0.1:N (0 = any free port) and prints \"PORT N\".\n");
+		"                  [--tls-cert PEM --tls-key PEM]\n"
+		"Listens on 127.0.0.1:N (0 = any free port) and prints \"PORT N\".\n"
+		"With --tls-cert/--tls-key the port serves HTTPS and WSS only.\n");
 }
 
 static void
@@ -3044,6 +3067,7 @@ config_defaults(struct config *c)
 	copystr(c->team_domain, sizeof(c->team_domain), "acme");
 	copystr(c->bot_user_id, sizeof(c->bot_user_id), "UBOT");
 	copystr(c->bot_id, sizeof(c->bot_id), "B0001");
+	copystr(c->ws_host, sizeof(c->ws_host), "127.0.0.1");
 	c->max_sockets = 10;
 	c->ticket_ttl_s = 60;
 	c->ack_limit = 20480;
@@ -3059,6 +3083,7 @@ main(int argc, char **argv)
 	struct lws_vhost *vh;
 	sigset_t set;
 	pthread_t sig_tid;
+	const char *tls_cert = NULL, *tls_key = NULL;
 	int i, port = 0;
 	unsigned k;
 
@@ -3084,13 +3109,17 @@ main(int argc, char **argv)
 			copystr(F.cfg.app_id, sizeof(F.cfg.app_id), v);
 		else if (!strcmp(a, "--max-sockets"))
 			F.cfg.max_sockets = atoi(v) < 1 ? 1 : atoi(v) > MAX_WS ? MAX_WS : atoi(v);
+		else if (!strcmp(a, "--tls-cert"))
+			tls_cert = v;
+		else if (!strcmp(a, "--tls-key"))
+			tls_key = v;
 		else {
 			usage();
 			return 2;
 		}
 		i++;
 	}
-	if (port < 0 || port > 65535) {
+	if (port < 0 || port > 65535 || !tls_cert != !tls_key) {
 		usage();
 		return 2;
 	}
@@ -3124,6 +3153,20 @@ main(int argc, char **argv)
 	info.keepalive_timeout = 30;
 	info.retry_and_idle_policy = &no_validity;
 	info.fd_limit_per_thread = 1024;
+	if (tls_cert) {
+		/* an unreadable file would surface only as "cannot listen"
+		 * below (lws's reason goes to its log): name the file */
+		if (access(tls_cert, R_OK) || access(tls_key, R_OK)) {
+			fprintf(stderr, "fake_slack: cannot read %s or %s\n", tls_cert, tls_key);
+			return 1;
+		}
+		F.tls = 1;
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = tls_cert;
+		info.ssl_private_key_filepath = tls_key;
+		/* h1 only: the request handling here is written for HTTP/1.1 */
+		info.alpn = "http/1.1";
+	}
 	F.ctx = lws_create_context(&info);
 	if (!F.ctx) {
 		fprintf(stderr, "fake_slack: cannot listen on 127.0.0.1:%d\n", port);
