@@ -4,6 +4,7 @@
  * buffers that held a credential are wiped before they are freed.
  */
 #include "fake_oauth_client.h"
+#include "fake_proc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -116,63 +117,13 @@ foc_attach(int port)
 struct foc *
 foc_spawn(const char *fake_path, const char *const *extra_args, int timeout_ms)
 {
-	const char *argv[32];
-	int pfd[2], n = 0, port = -1;
-	char line[64];
-	size_t used = 0;
-	pid_t pid;
 	struct foc *f;
-	struct timespec t0, t1;
+	pid_t pid;
+	int port;
 
-	argv[n++] = fake_path;
-	argv[n++] = "--port";
-	argv[n++] = "0";
-	while (extra_args && *extra_args && n < 30)
-		argv[n++] = *extra_args++;
-	argv[n] = NULL;
-	if (pipe(pfd))
+	if (fake_proc_spawn(fake_path, extra_args, timeout_ms, &pid, &port) != 0)
 		return NULL;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return NULL;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], STDOUT_FILENO);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(fake_path, (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd p = { pfd[0], POLLIN, 0 };
-		long el;
-		ssize_t r;
-		char *nl;
-
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-		if (el >= timeout_ms || used >= sizeof(line) - 1)
-			break;
-		if (poll(&p, 1, (int)(timeout_ms - el)) <= 0)
-			continue;
-		r = read(pfd[0], line + used, sizeof(line) - 1 - used);
-		if (r <= 0)
-			break;
-		used += (size_t)r;
-		line[used] = '\0';
-		nl = strchr(line, '\n');
-		if (nl) {
-			if (sscanf(line, "PORT %d", &port) != 1)
-				port = -1;
-			break;
-		}
-	}
-	close(pfd[0]);
-	f = port > 0 ? foc_new(port) : NULL;
+	f = foc_new(port);
 	if (!f) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -185,28 +136,12 @@ foc_spawn(const char *fake_path, const char *const *extra_args, int timeout_ms)
 int
 foc_stop(struct foc *f)
 {
-	int status = 0, rc = 0, i;
+	int rc = 0;
 
 	if (!f)
 		return -1;
-	if (f->pid > 0) {
-		rc = -1;
-		kill(f->pid, SIGTERM);
-		for (i = 0; i < 500; i++) { /* 5 s */
-			pid_t w = waitpid(f->pid, &status, WNOHANG);
-
-			if (w == f->pid) {
-				rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 +
-					(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-				break;
-			}
-			usleep(10000);
-		}
-		if (i == 500) {
-			kill(f->pid, SIGKILL);
-			waitpid(f->pid, NULL, 0);
-		}
-	}
+	if (f->pid > 0)
+		rc = fake_proc_stop(f->pid);
 	curl_easy_cleanup(f->curl);
 	free(f);
 	curl_global_cleanup();
