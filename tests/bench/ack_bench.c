@@ -59,74 +59,7 @@
 #define MAX_WINDOWS	8
 #define MAX_BUCKETS	32
 
-static struct {
-	pid_t wb;
-	pid_t fake;			/* copy of fsc_pid, for the signal handler */
-	struct fsc *f;
-	char tmp[64];
-	int keep;
-	int listen_port;
-	CURL *curl;			/* for workbot's listener */
-} B;
 
-/* ---- children and clean-up ---- */
-
-static void
-kill_children_now(void)
-{
-	if (B.wb > 0)
-		kill(B.wb, SIGKILL);
-	if (B.fake > 0)
-		kill(B.fake, SIGKILL);
-}
-
-static void
-on_signal(int sig)
-{
-	static const char msg[] = "ack_bench: interrupted or timed out, children killed\n";
-
-	kill_children_now();
-	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	_exit(128 + sig);
-}
-
-static void
-cleanup(void)
-{
-	if (B.wb > 0) {
-		bu_stop_workbot(B.wb);
-		B.wb = 0;
-	}
-	if (B.f != NULL) {
-		fsc_stop(B.f);
-		B.f = NULL;
-		B.fake = 0;
-	}
-	if (B.curl != NULL) {
-		curl_easy_cleanup(B.curl);
-		B.curl = NULL;
-	}
-	if (!B.keep)
-		bu_rm_tree(B.tmp, "/tmp/ack_bench.");
-	else if (B.tmp[0])
-		fprintf(stderr, "ack_bench: kept %s\n", B.tmp);
-}
-
-static void
-die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("ack_bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);	/* atexit: cleanup() */
-}
 
 /* workbot_ack_seconds from /metrics: cumulative bucket counts and the sum. */
 struct hist {
@@ -143,7 +76,7 @@ read_hist(struct hist *h)
 	const char *p;
 
 	memset(h, 0, sizeof(*h));
-	if (bu_wb_get(B.curl, B.listen_port, "/metrics", &s) != 200)
+	if (bu_wb_get(bu_run.curl, bu_run.listen_port, "/metrics", &s) != 200)
 		return -1;
 	for (p = s.buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
 		char le[32];
@@ -202,7 +135,7 @@ sampler(void *arg)
 	while (!atomic_load(&M.stop)) {
 		long a, r;
 
-		if (bu_proc_mem(B.wb, &a, &r) == 0) {
+		if (bu_proc_mem(bu_run.wb, &a, &r) == 0) {
 			if (a > atomic_load(&M.anon_peak))
 				atomic_store(&M.anon_peak, a);
 			if (r > atomic_load(&M.rss_peak))
@@ -243,7 +176,7 @@ one_live_socket(void)
 	cJSON *o = NULL, *s;
 	int id = -1;
 
-	if (fsc_get(B.f, "/_control/stats", &o) != 200)
+	if (fsc_get(bu_run.f, "/_control/stats", &o) != 200)
 		return -1;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(o, "sockets")) {
 		const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "state"));
@@ -276,7 +209,7 @@ burst(const char *type, unsigned n, unsigned window, struct result *r)
 	sampler_reset();
 	snprintf(path, sizeof(path), "/_control/burst?n=%u&window=%u&type=%s&socket=%d&timeout_ms=%ld&wait=0",
 	    n, window, type, sock, PHASE_MS);
-	st = fsc_post(B.f, path, NULL, NULL, NULL, &o, NULL);
+	st = fsc_post(bu_run.f, path, NULL, NULL, NULL, &o, NULL);
 	if (st != 200) {
 		fprintf(stderr, "ack_bench: burst refused: HTTP %d\n", st);
 		cJSON_Delete(o);
@@ -289,7 +222,7 @@ burst(const char *type, unsigned n, unsigned window, struct result *r)
 		bu_sleep_ms(100);
 		cJSON_Delete(o);
 		o = NULL;
-		if (fsc_get(B.f, "/_control/burst", &o) != 200)
+		if (fsc_get(bu_run.f, "/_control/burst", &o) != 200)
 			continue;
 		state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "state"));
 		if (state == NULL || strcmp(state, "running") != 0)
@@ -355,7 +288,7 @@ main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (strcmp(a, "--keep") == 0) {
-			B.keep = 1;
+			bu_run.keep = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -394,77 +327,72 @@ main(int argc, char **argv)
 	if (fake == NULL)
 		fake = bu_default_path(ACK_BENCH_FAKE, "tests/fakes/fake_slack", fbuf, sizeof(fbuf));
 	if (access(workbot, X_OK) != 0 || access(fake, X_OK) != 0)
-		die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
+		bu_die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGALRM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	alarm(OVERALL_S);
-	atexit(cleanup);
+	bu_run_start("ack_bench", OVERALL_S);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((B.curl = curl_easy_init()) == NULL)
-		die("curl_easy_init failed");
+	if ((bu_run.curl = curl_easy_init()) == NULL)
+		bu_die("curl_easy_init failed");
 
-	snprintf(B.tmp, sizeof(B.tmp), "/tmp/ack_bench.XXXXXX");
-	if (mkdtemp(B.tmp) == NULL)
-		die("mkdtemp: %s", strerror(errno));
+	snprintf(bu_run.tmp, sizeof(bu_run.tmp), "/tmp/ack_bench.XXXXXX");
+	if (mkdtemp(bu_run.tmp) == NULL)
+		bu_die("mkdtemp: %s", strerror(errno));
 
-	if ((B.f = fsc_spawn(fake, NULL, 5000)) == NULL)
-		die("the fake Slack did not start (%s)", fake);
-	B.fake = fsc_pid(B.f);
-	fprintf(stderr, "ack_bench: fake Slack on port %d\n", fsc_port(B.f));
+	if ((bu_run.f = fsc_spawn(fake, NULL, 5000)) == NULL)
+		bu_die("the fake Slack did not start (%s)", fake);
+	bu_run.fake = fsc_pid(bu_run.f);
+	fprintf(stderr, "ack_bench: fake Slack on port %d\n", fsc_port(bu_run.f));
 
-	snprintf(path, sizeof(path), "%s/master.key", B.tmp);
-	snprintf(logp, sizeof(logp), "%s/workbot.log", B.tmp);
+	snprintf(path, sizeof(path), "%s/master.key", bu_run.tmp);
+	snprintf(logp, sizeof(logp), "%s/workbot.log", bu_run.tmp);
 	{
 		const char *argv_k[] = { workbot, "keygen", "-o", path, NULL };
 
 		if (bu_run_wait(argv_k, logp) != 0)
-			die("workbot keygen failed (see %s)", logp);
+			bu_die("workbot keygen failed (see %s)", logp);
 	}
-	if ((B.listen_port = bu_free_port()) < 0)
-		die("no free loopback port");
-	snprintf(conf, sizeof(conf), "%s/workbot.conf", B.tmp);
-	if (bu_write_conf(conf, fsc_api_url(B.f), B.tmp, path, B.listen_port, NULL) != 0)
-		die("%s: %s", conf, strerror(errno));
+	if ((bu_run.listen_port = bu_free_port()) < 0)
+		bu_die("no free loopback port");
+	snprintf(conf, sizeof(conf), "%s/workbot.conf", bu_run.tmp);
+	if (bu_write_conf(conf, fsc_api_url(bu_run.f), bu_run.tmp, path, bu_run.listen_port, NULL) != 0)
+		bu_die("%s: %s", conf, strerror(errno));
 	setenv("WB_APP_TOKEN", APP_TOKEN, 1);
 	setenv("WB_BOT_TOKEN", BOT_TOKEN, 1);
 
-	if ((B.wb = bu_spawn_workbot(workbot, conf, logp)) < 0)
-		die("fork: %s", strerror(errno));
+	if ((bu_run.wb = bu_spawn_workbot(workbot, conf, logp)) < 0)
+		bu_die("fork: %s", strerror(errno));
 	for (int64_t t_end = bu_now_ms() + 15000; bu_now_ms() < t_end; bu_sleep_ms(50)) {
-		if (waitpid(B.wb, NULL, WNOHANG) == B.wb) {
-			B.wb = 0;
-			die("workbot exited during start-up (see %s; --keep keeps it)", logp);
+		if (waitpid(bu_run.wb, NULL, WNOHANG) == bu_run.wb) {
+			bu_run.wb = 0;
+			bu_die("workbot exited during start-up (see %s; --keep keeps it)", logp);
 		}
-		if ((live = bu_sockets_live(B.curl, B.listen_port)) >= 2)
+		if ((live = bu_sockets_live(bu_run.curl, bu_run.listen_port)) >= 2)
 			break;
 	}
 	if (live < 2)
-		die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
-	fprintf(stderr, "ack_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)B.wb, settle_s);
+		bu_die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
+	fprintf(stderr, "ack_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)bu_run.wb, settle_s);
 
 	bu_sleep_ms((long)settle_s * 1000);
 	for (int i = 0; i < 10; i++, bu_sleep_ms(100)) {	/* idle: the largest of 1 s of samples */
 		long a = 0, r = 0;
 
-		if (bu_proc_mem(B.wb, &a, &r) == 0) {
+		if (bu_proc_mem(bu_run.wb, &a, &r) == 0) {
 			anon_idle = a > anon_idle ? a : anon_idle;
 			rss_idle = r > rss_idle ? r : rss_idle;
 		}
 	}
 
 	if (pthread_create(&M.th, NULL, sampler, NULL) != 0)
-		die("pthread_create failed");
+		bu_die("pthread_create failed");
 
 	fprintf(stderr, "ack_bench: serial, %u noop envelopes, window 1\n", serial_n);
 	if (burst("noop", serial_n, 1, &serial) != 0)
-		die("the serial run failed");
+		bu_die("the serial run failed");
 	for (unsigned i = 0; i < nwin; i++) {
 		fprintf(stderr, "ack_bench: burst, %u noop envelopes, window %u\n", n, windows[i]);
 		if (burst("noop", n, windows[i], &bursts[i]) != 0)
-			die("the burst at window %u failed", windows[i]);
+			bu_die("the burst at window %u failed", windows[i]);
 		if (bursts[i].acks_per_s > bursts[best].acks_per_s)
 			best = i;
 	}
@@ -472,12 +400,12 @@ main(int argc, char **argv)
 	if (im_n > 0) {
 		fprintf(stderr, "ack_bench: burst, %u message_im envelopes, window 256\n", im_n);
 		if (burst("message_im", im_n, 256, &im) != 0)
-			die("the message_im burst failed");
+			bu_die("the message_im burst failed");
 	}
 	atomic_store(&M.stop, true);
 	pthread_join(M.th, NULL);
 	bu_sleep_ms(1500);		/* let the last dedupe batch be persisted */
-	bu_proc_mem(B.wb, &anon_after, &rss_after);
+	bu_proc_mem(bu_run.wb, &anon_after, &rss_after);
 
 	anon_load = serial.anon_peak;
 	rss_load = serial.rss_peak;

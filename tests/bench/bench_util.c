@@ -16,7 +16,9 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 
+#include <stdarg.h>
 #include "bench_util.h"
+#include "fake_slack_client.h"
 
 int64_t
 bu_now_ms(void)
@@ -261,4 +263,78 @@ bu_sockets_live(CURL *curl, int port)
 		n = cJSON_GetObjectItemCaseSensitive(o, "sockets_live")->valueint;
 	cJSON_Delete(o);
 	return n;
+}
+
+/* ---- one run: children, clean-up, dying ---- */
+
+struct bu_run bu_run;
+
+static void
+kill_children_now(void)
+{
+	if (bu_run.wb > 0)
+		kill(bu_run.wb, SIGKILL);
+	if (bu_run.fake > 0)
+		kill(bu_run.fake, SIGKILL);
+}
+
+static void
+on_signal(int sig)
+{
+	static const char msg[] = ": interrupted or timed out, children killed\n";
+
+	kill_children_now();
+	(void)!write(STDERR_FILENO, bu_run.name, strlen(bu_run.name));
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	_exit(128 + sig);
+}
+
+static void
+cleanup(void)
+{
+	char prefix[80];
+
+	if (bu_run.wb > 0) {
+		bu_stop_workbot(bu_run.wb);
+		bu_run.wb = 0;
+	}
+	if (bu_run.f != NULL) {
+		fsc_stop(bu_run.f);
+		bu_run.f = NULL;
+		bu_run.fake = 0;
+	}
+	if (bu_run.curl != NULL) {
+		curl_easy_cleanup(bu_run.curl);
+		bu_run.curl = NULL;
+	}
+	snprintf(prefix, sizeof(prefix), "/tmp/%s.", bu_run.name);
+	if (!bu_run.keep)
+		bu_rm_tree(bu_run.tmp, prefix);
+	else if (bu_run.tmp[0])
+		fprintf(stderr, "%s: kept %s\n", bu_run.name, bu_run.tmp);
+}
+
+void
+bu_run_start(const char *name, unsigned overall_s)
+{
+	bu_run.name = name;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGALRM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(overall_s);
+	atexit(cleanup);
+}
+
+void
+bu_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "%s: ", bu_run.name ? bu_run.name : "bench");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);	/* atexit: cleanup() */
 }

@@ -13,6 +13,31 @@
 
 #include <curl/curl.h>
 
+struct fsc;
+
+/*
+ * One benchmark run: its children and scratch directory, all a signal
+ * handler or the exit clean-up needs. bu_run_start() installs SIGINT /
+ * SIGTERM / SIGALRM handlers that kill the children at once, an alarm for
+ * the whole run, and an atexit clean-up (workbot stopped, the fake stopped,
+ * the directory removed unless `keep`).
+ */
+struct bu_run {
+	const char *name;		/* "ack_bench": message prefix; tmp is /tmp/<name>.XXXXXX */
+	pid_t wb;
+	pid_t fake;			/* copy of fsc_pid, for the signal handler */
+	struct fsc *f;
+	char tmp[64];
+	int keep;
+	int listen_port;
+	CURL *curl;			/* for workbot's listener */
+};
+extern struct bu_run bu_run;
+
+void bu_run_start(const char *name, unsigned overall_s);
+/* Print "<name>: ..." and exit(1) (the clean-up runs). */
+void bu_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 int64_t bu_now_ms(void);
 int64_t bu_now_us(void);		/* CLOCK_MONOTONIC, like the fake's t_us */
 void bu_sleep_ms(long ms);

@@ -74,13 +74,6 @@
 #define MAX_WINDOW	256
 
 static struct {
-	pid_t wb;
-	pid_t fake;			/* copy of fsc_pid, for the signal handler */
-	struct fsc *f;
-	char tmp[64];
-	int keep;
-	int listen_port;
-	CURL *curl;			/* for workbot's listener */
 	unsigned long seq;		/* users, channels and event ids: never reused */
 	uint64_t call_since;		/* /_control/calls cursor */
 	uint64_t ack_since;		/* /_control/acks cursor */
@@ -104,64 +97,6 @@ struct stats {
 	double ack_p50, ack_p99;	/* written -> ack read by the fake */
 };
 
-/* ---- children and clean-up ---- */
-
-static void
-kill_children_now(void)
-{
-	if (B.wb > 0)
-		kill(B.wb, SIGKILL);
-	if (B.fake > 0)
-		kill(B.fake, SIGKILL);
-}
-
-static void
-on_signal(int sig)
-{
-	static const char msg[] = "reply_bench: interrupted or timed out, children killed\n";
-
-	kill_children_now();
-	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	_exit(128 + sig);
-}
-
-static void
-cleanup(void)
-{
-	if (B.wb > 0) {
-		bu_stop_workbot(B.wb);
-		B.wb = 0;
-	}
-	if (B.f != NULL) {
-		fsc_stop(B.f);
-		B.f = NULL;
-		B.fake = 0;
-	}
-	if (B.curl != NULL) {
-		curl_easy_cleanup(B.curl);
-		B.curl = NULL;
-	}
-	if (!B.keep)
-		bu_rm_tree(B.tmp, "/tmp/reply_bench.");
-	else if (B.tmp[0])
-		fprintf(stderr, "reply_bench: kept %s\n", B.tmp);
-}
-
-static void
-die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("reply_bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);	/* atexit: cleanup() */
-}
 
 /* ---- the fake ---- */
 
@@ -188,7 +123,7 @@ push_dm(const char *text, struct item *it)
 	snprintf(path, sizeof(path),
 	    "/_control/push?type=message_im&socket=any&user=U%08lu&channel=D%08lu&event_id=EvRB%08lu&text=%s",
 	    it->user, it->user, it->user, text);
-	st = fsc_post(B.f, path, NULL, NULL, NULL, &o, NULL);
+	st = fsc_post(bu_run.f, path, NULL, NULL, NULL, &o, NULL);
 	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "envelope_id"));
 	if (st != 200 || id == NULL) {
 		fprintf(stderr, "reply_bench: push refused: HTTP %d\n", st);
@@ -214,7 +149,7 @@ poll_calls(struct item *items, unsigned n, unsigned long base)
 
 	snprintf(path, sizeof(path), "/_control/calls?since=%llu&method=chat.postMessage&limit=1000",
 	    (unsigned long long)B.call_since);
-	if (fsc_get(B.f, path, &o) != 200) {
+	if (fsc_get(bu_run.f, path, &o) != 200) {
 		cJSON_Delete(o);
 		return -1;
 	}
@@ -262,7 +197,7 @@ fetch_sent(struct item *items, unsigned n)
 
 		snprintf(path, sizeof(path), "/_control/acks?since=%llu&limit=5000",
 		    (unsigned long long)B.ack_since);
-		if (fsc_get(B.f, path, &o) != 200) {
+		if (fsc_get(bu_run.f, path, &o) != 200) {
 			cJSON_Delete(o);
 			return -1;
 		}
@@ -319,7 +254,7 @@ summarise(const struct item *items, unsigned n, struct stats *s)
 
 	memset(s, 0, sizeof(*s));
 	if (v == NULL)
-		die("out of memory");
+		bu_die("out of memory");
 	for (unsigned i = 0; i < n; i++) {
 		if (items[i].call_us < 0 || items[i].sent_us < 0) {
 			s->lost++;
@@ -355,12 +290,12 @@ serial(const char *text, unsigned n, struct item *items, struct stats *s)
 		int64_t t_end;
 
 		if (push_dm(text, &items[i]) != 0)
-			die("push failed at %s #%u", text, i);
+			bu_die("push failed at %s #%u", text, i);
 		t_end = bu_now_ms() + B.timeout_ms;
 		do {
 			bu_sleep_us(B.poll_us);
 			if (poll_calls(items, n, base) < 0)
-				die("cannot read the fake's call log");
+				bu_die("cannot read the fake's call log");
 		} while (items[i].call_us < 0 && bu_now_ms() < t_end);
 		if (items[i].call_us < 0)
 			fprintf(stderr, "reply_bench: %s #%u: no chat.postMessage in %ld ms\n", text, i, B.timeout_ms);
@@ -384,11 +319,11 @@ concurrent(const char *text, unsigned n, unsigned window, struct item *items, st
 
 		while (sent < n && sent - done < window) {
 			if (push_dm(text, &items[sent]) != 0)
-				die("push failed at concurrent #%u", sent);
+				bu_die("push failed at concurrent #%u", sent);
 			sent++;
 		}
 		if ((got = poll_calls(items, n, base)) < 0)
-			die("cannot read the fake's call log");
+			bu_die("cannot read the fake's call log");
 		done += (unsigned)got;
 		if (got == 0)
 			bu_sleep_us(B.poll_us);
@@ -417,7 +352,7 @@ workbot_owns_inode(unsigned long inode)
 	DIR *dp;
 	bool found = false;
 
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)B.wb);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)bu_run.wb);
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
 	if ((dp = opendir(dir)) == NULL)
 		return false;
@@ -452,9 +387,9 @@ tcp_to_fake(int *established, int *time_wait)
 
 		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*s %*s %*s %*d %*d %lu", &lport, &rport, &st, &inode) != 4)
 			continue;
-		if (st == 0x06 && (lport == (unsigned)fsc_port(B.f) || rport == (unsigned)fsc_port(B.f)))
+		if (st == 0x06 && (lport == (unsigned)fsc_port(bu_run.f) || rport == (unsigned)fsc_port(bu_run.f)))
 			(*time_wait)++;
-		else if (st == 0x01 && rport == (unsigned)fsc_port(B.f) && workbot_owns_inode(inode))
+		else if (st == 0x01 && rport == (unsigned)fsc_port(bu_run.f) && workbot_owns_inode(inode))
 			(*established)++;
 	}
 	fclose(fp);
@@ -509,7 +444,7 @@ main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (strcmp(a, "--keep") == 0) {
-			B.keep = 1;
+			bu_run.keep = 1;
 			continue;
 		}
 		if (strcmp(a, "--personal") == 0) {
@@ -551,39 +486,34 @@ main(int argc, char **argv)
 	if (fake == NULL)
 		fake = bu_default_path(REPLY_BENCH_FAKE, "tests/fakes/fake_slack", fbuf, sizeof(fbuf));
 	if (access(workbot, X_OK) != 0 || access(fake, X_OK) != 0)
-		die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
+		bu_die("cannot run %s or %s (use --workbot / --fake)", workbot, fake);
 	if ((items = calloc((n > conc_n ? n : conc_n) + warmup + 1, sizeof(*items))) == NULL)
-		die("out of memory");
+		bu_die("out of memory");
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGALRM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	alarm(OVERALL_S);
-	atexit(cleanup);
+	bu_run_start("reply_bench", OVERALL_S);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if ((B.curl = curl_easy_init()) == NULL)
-		die("curl_easy_init failed");
+	if ((bu_run.curl = curl_easy_init()) == NULL)
+		bu_die("curl_easy_init failed");
 
-	snprintf(B.tmp, sizeof(B.tmp), "/tmp/reply_bench.XXXXXX");
-	if (mkdtemp(B.tmp) == NULL)
-		die("mkdtemp: %s", strerror(errno));
+	snprintf(bu_run.tmp, sizeof(bu_run.tmp), "/tmp/reply_bench.XXXXXX");
+	if (mkdtemp(bu_run.tmp) == NULL)
+		bu_die("mkdtemp: %s", strerror(errno));
 
-	if ((B.f = fsc_spawn(fake, NULL, 5000)) == NULL)
-		die("the fake Slack did not start (%s)", fake);
-	B.fake = fsc_pid(B.f);
-	fprintf(stderr, "reply_bench: fake Slack on port %d\n", fsc_port(B.f));
+	if ((bu_run.f = fsc_spawn(fake, NULL, 5000)) == NULL)
+		bu_die("the fake Slack did not start (%s)", fake);
+	bu_run.fake = fsc_pid(bu_run.f);
+	fprintf(stderr, "reply_bench: fake Slack on port %d\n", fsc_port(bu_run.f));
 
-	snprintf(key, sizeof(key), "%s/master.key", B.tmp);
-	snprintf(logp, sizeof(logp), "%s/workbot.log", B.tmp);
+	snprintf(key, sizeof(key), "%s/master.key", bu_run.tmp);
+	snprintf(logp, sizeof(logp), "%s/workbot.log", bu_run.tmp);
 	{
 		const char *argv_k[] = { workbot, "keygen", "-o", key, NULL };
 
 		if (bu_run_wait(argv_k, logp) != 0)
-			die("workbot keygen failed (see %s)", logp);
+			bu_die("workbot keygen failed (see %s)", logp);
 	}
-	if ((B.listen_port = bu_free_port()) < 0)
-		die("no free loopback port");
+	if ((bu_run.listen_port = bu_free_port()) < 0)
+		bu_die("no free loopback port");
 	/* One recipe, so `help` lists something. Port 9 (discard) is never called. */
 	if (personal)
 		snprintf(extra, sizeof(extra),
@@ -600,27 +530,27 @@ main(int argc, char **argv)
 		    "[recipe show-issue]\ncommand = show issue\ndescription = Show an issue\napp = tracker\n"
 		    "params = key\nmethod = GET\npath = /issue/{{key}}\n"
 		    "reply = Issue {{key}}: {{response.summary}}\n");
-	snprintf(conf, sizeof(conf), "%s/workbot.conf", B.tmp);
-	if (bu_write_conf(conf, fsc_api_url(B.f), B.tmp, key, B.listen_port, extra) != 0)
-		die("%s: %s", conf, strerror(errno));
+	snprintf(conf, sizeof(conf), "%s/workbot.conf", bu_run.tmp);
+	if (bu_write_conf(conf, fsc_api_url(bu_run.f), bu_run.tmp, key, bu_run.listen_port, extra) != 0)
+		bu_die("%s: %s", conf, strerror(errno));
 	setenv("WB_APP_TOKEN", APP_TOKEN, 1);
 	setenv("WB_BOT_TOKEN", BOT_TOKEN, 1);
 
-	if ((B.wb = bu_spawn_workbot(workbot, conf, logp)) < 0)
-		die("fork: %s", strerror(errno));
+	if ((bu_run.wb = bu_spawn_workbot(workbot, conf, logp)) < 0)
+		bu_die("fork: %s", strerror(errno));
 	for (int64_t t_end = bu_now_ms() + 15000; bu_now_ms() < t_end; bu_sleep_ms(50)) {
-		if (waitpid(B.wb, NULL, WNOHANG) == B.wb) {
-			B.wb = 0;
-			die("workbot exited during start-up (see %s; --keep keeps it)", logp);
+		if (waitpid(bu_run.wb, NULL, WNOHANG) == bu_run.wb) {
+			bu_run.wb = 0;
+			bu_die("workbot exited during start-up (see %s; --keep keeps it)", logp);
 		}
-		if ((live = bu_sockets_live(B.curl, B.listen_port)) >= 2)
+		if ((live = bu_sockets_live(bu_run.curl, bu_run.listen_port)) >= 2)
 			break;
 	}
 	if (live < 2)
-		die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
-	fprintf(stderr, "reply_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)B.wb, settle_s);
+		bu_die("workbot did not get 2 live sockets in 15 s (see %s)", logp);
+	fprintf(stderr, "reply_bench: workbot pid %d live on 2 sockets; settling %u s\n", (int)bu_run.wb, settle_s);
 	bu_sleep_ms((long)settle_s * 1000);
-	bu_proc_mem(B.wb, &anon_idle, &rss_idle);
+	bu_proc_mem(bu_run.wb, &anon_idle, &rss_idle);
 	/* The call cursor starts after what start-up left in the log. */
 	poll_calls(items, 0, 1);
 
@@ -645,7 +575,7 @@ main(int argc, char **argv)
 	}
 	tcp_to_fake(&est, &tw);
 	bu_sleep_ms(1000);
-	bu_proc_mem(B.wb, &anon_after, &rss_after);
+	bu_proc_mem(bu_run.wb, &anon_after, &rss_after);
 
 	printf("# reply_bench: workbot %s, connections 2, workers 4, loopback, %s recipe\n", workbot,
 	    personal ? "personal (oauth2)" : "shared (token)");
