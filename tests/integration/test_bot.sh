@@ -5,65 +5,14 @@
 # Needs WORKBOT, FAKE_SLACK, FAKE_OAUTH in the environment (meson sets them).
 set -u
 group=${1:?group}
-: "${WORKBOT:?}" "${FAKE_SLACK:?}" "${FAKE_OAUTH:?}"
-
-T=$(mktemp -d)
-chmod 700 "$T"
-FPID= OPID= WPID=
-pass=0 fail=0
-cleanup() {
-	[ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null
-	for p in $FPID $OPID; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok()  { pass=$((pass + 1)); echo "ok - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
-poll() { local n=$1 i; shift; for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-has_port() { grep -q '^PORT ' "$1"; }
-
-"$FAKE_SLACK" --port 0 >"$T/fs.out" 2>"$T/fs.err" & FPID=$!
-"$FAKE_OAUTH" --port 0 >"$T/fo.out" 2>"$T/fo.err" & OPID=$!
-poll 50 has_port "$T/fs.out" && poll 50 has_port "$T/fo.out" || { bad "fakes did not start"; exit 1; }
-FS="http://127.0.0.1:$(awk '/^PORT /{print $2}' "$T/fs.out")"
-FO="http://127.0.0.1:$(awk '/^PORT /{print $2}' "$T/fo.out")"
-LP=$(free_port)
 PREFIX=DISTINCTIVEbot7z
-export WB_APP_TOKEN=xapp-1-A0FAKEAPP01-1-fake WB_BOT_TOKEN=xoxb-0001-fake WB_SF_SECRET=sf-secret-bot
-curl -s -X POST "$FO/_control/app" -d client_id=workbot-sf -d client_secret=$WB_SF_SECRET -d client_auth=basic \
-	-d style=salesforce -d token_prefix=$PREFIX -d default_account=jane@acme.com >/dev/null
+WB_SF_SECRET=sf-secret-bot
+. "$(dirname "$0")/lib_oauth.sh"
+fake_app jane@acme.com
 curl -s -X POST "$FS/_control/user" -d id=U0002 -d team_id=T0001 -d real_name="Bob <b>Approver</b>" -d email=bob@acme.com >/dev/null
 
-cat >"$T/workbot.conf" <<CONF
-[slack]
-app_token = env:WB_APP_TOKEN
-bot_token = env:WB_BOT_TOKEN
-api_url = $FS/api/
-ping_interval = 1
-
-[store]
-path = $T/store
-key_file = $T/master.key
-map_size = 16MiB
-
-[listener]
-bind = 127.0.0.1:$LP
-public_url = http://127.0.0.1:$LP
-
-[app salesforce]
-title = Salesforce
-auth = oauth2
-client_id = workbot-sf
-client_secret = env:WB_SF_SECRET
-authorize_url = $FO/services/oauth2/authorize
-token_url = $FO/services/oauth2/token
-revoke_url = $FO/services/oauth2/revoke
-userinfo_url = $FO/services/oauth2/userinfo
-scopes = api refresh_token
-api_url = $FO/sf
+write_conf
+cat >>"$T/workbot.conf" <<CONF
 
 [recipe create-opportunity]
 command = create opportunity
@@ -116,9 +65,7 @@ method = GET
 path = /services/data/v59.0/query
 reply = Pipeline report ready
 CONF
-"$WORKBOT" keygen -o "$T/master.key" >/dev/null
 "$WORKBOT" run -c "$T/workbot.conf" --log-level debug 2>"$T/workbot.log" & WPID=$!
-live() { curl -s "http://127.0.0.1:$LP/healthz" | grep -q '"sockets_live":[12]'; }
 poll 100 live || bad "daemon not live: $(tail -5 "$T/workbot.log")"
 
 ctl() { curl -s -m 5 -X POST "$FS/_control/$1" "${@:2}"; }
@@ -143,12 +90,6 @@ last_button_url() { calls "$1" "[e['url'] for b in c[-1]['body'].get('blocks',[]
 resource_calls() { curl -s "$FO/_control/calls" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps(d.get("calls", d)))'; }
 # n_resource METHOD PATH_PART: how many resource API calls match
 n_resource() { resource_calls | python3 -c 'import json,sys; print(sum(1 for x in json.load(sys.stdin) if x["method"]==sys.argv[1] and sys.argv[2] in x["path"]))' "$1" "$2"; }
-browse() { curl -s -L --max-redirs 5 -c "$T/jar.$2" -b "$T/jar.$2" -o "$T/page" -w '%{http_code}' "$1"; }
-form_field() { sed -n "s/.*name=\"$1\" value=\"\\([^\"]*\\)\".*/\\1/p" "$T/page" | head -1; }
-confirm() { # confirm ACTION JAR
-	curl -s -c "$T/jar.$2" -b "$T/jar.$2" -o "$T/page2" -w '%{http_code}' --data-urlencode "id=$(form_field id)" \
-		--data-urlencode "form_token=$(form_field form_token)" --data-urlencode "action=$1" "http://127.0.0.1:$LP/oauth/confirm"
-}
 login_as() { # login_as URL ACCOUNT JAR: the user's browser logs in as ACCOUNT and presses Connect
 	curl -s -X POST "$FO/_control/next_login" -d client_id=workbot-sf -d "account=$2" >/dev/null
 	check "login link leads to the confirm page ($2)" "$(browse "$1" "$3")" 200

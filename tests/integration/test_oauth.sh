@@ -5,76 +5,12 @@
 # Needs WORKBOT, FAKE_SLACK, FAKE_OAUTH in the environment (meson sets them).
 set -u
 group=${1:?group}
-: "${WORKBOT:?}" "${FAKE_SLACK:?}" "${FAKE_OAUTH:?}"
-
-T=$(mktemp -d)
-chmod 700 "$T"
-FPID= OPID= WPID= CPID=
-pass=0 fail=0
-cleanup() {
-	for p in $CPID $WPID; do kill -9 "$p" 2>/dev/null; done
-	for p in $FPID $OPID; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok()  { pass=$((pass + 1)); echo "ok - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
-poll() { local n=$1 i; shift; for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done; return 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-has_port() { grep -q '^PORT ' "$1"; }
-
-"$FAKE_SLACK" --port 0 >"$T/fs.out" 2>"$T/fs.err" & FPID=$!
-"$FAKE_OAUTH" --port 0 >"$T/fo.out" 2>"$T/fo.err" & OPID=$!
-poll 50 has_port "$T/fs.out" && poll 50 has_port "$T/fo.out" || { bad "fakes did not start"; exit 1; }
-FS="http://127.0.0.1:$(awk '/^PORT /{print $2}' "$T/fs.out")"
-FO="http://127.0.0.1:$(awk '/^PORT /{print $2}' "$T/fo.out")"
-LP=$(free_port)
 PREFIX=DISTINCTIVEtok9q
-export WB_APP_TOKEN=xapp-1-A0FAKEAPP01-1-fake WB_BOT_TOKEN=xoxb-0001-fake WB_SF_SECRET="sf-Secret-77 ;#x"
-curl -s -X POST "$FO/_control/app" -d client_id=workbot-sf --data-urlencode "client_secret=$WB_SF_SECRET" \
-	-d client_auth=basic -d style=salesforce -d token_prefix=$PREFIX -d default_account=admin@acme.com >/dev/null
+WB_SF_SECRET="sf-Secret-77 ;#x"
+. "$(dirname "$0")/lib_oauth.sh"
+fake_app admin@acme.com
+write_conf
 
-cat >"$T/workbot.conf" <<CONF
-[slack]
-app_token = env:WB_APP_TOKEN
-bot_token = env:WB_BOT_TOKEN
-api_url = $FS/api/
-ping_interval = 1
-
-[store]
-path = $T/store
-key_file = $T/master.key
-map_size = 16MiB
-
-[listener]
-bind = 127.0.0.1:$LP
-public_url = http://127.0.0.1:$LP
-
-[app salesforce]
-title = Salesforce
-auth = oauth2
-client_id = workbot-sf
-client_secret = env:WB_SF_SECRET
-authorize_url = $FO/services/oauth2/authorize
-token_url = $FO/services/oauth2/token
-revoke_url = $FO/services/oauth2/revoke
-userinfo_url = $FO/services/oauth2/userinfo
-scopes = api refresh_token
-api_url = $FO/sf
-client_auth = basic
-CONF
-"$WORKBOT" keygen -o "$T/master.key" >/dev/null
-
-# browse URL: follow redirects like a browser (cookies kept), save the final page.
-browse() { curl -s -L --max-redirs 5 -c "$T/jar" -b "$T/jar" -D "$T/headers" -o "$T/page" -w '%{http_code}' "$1"; }
-form_field() { sed -n "s/.*name=\"$1\" value=\"\\([^\"]*\\)\".*/\\1/p" "$T/page" | head -1; }
-confirm() { # confirm ACTION
-	curl -s -c "$T/jar" -b "$T/jar" -D "$T/headers2" -o "$T/page2" -w '%{http_code}' \
-		--data-urlencode "id=$(form_field id)" --data-urlencode "form_token=$(form_field form_token)" \
-		--data-urlencode "action=$1" "http://127.0.0.1:$LP/oauth/confirm"
-}
 wait_link() { grep -q "/oauth/start/" "$T/connect.out"; }
 no_leak() { # no_leak FILE... : none holds a token, the secret or a code
 	if grep -aqE "$PREFIX|sf-Secret-77|xoxb-0001-fake|xapp-1-A0FAKEAPP01" "$@" 2>/dev/null; then bad "secret found in $*"; else ok "no secret in $(basename -a "$@" | tr '\n' ' ')"; fi
@@ -112,7 +48,6 @@ shared_standalone)
 	;;
 shared_daemon)
 	"$WORKBOT" run -c "$T/workbot.conf" 2>"$T/workbot.log" & WPID=$!
-	live() { curl -s "http://127.0.0.1:$LP/healthz" | grep -q '"sockets_live":[12]'; }
 	poll 100 live || bad "daemon not live"
 	"$WORKBOT" connect salesforce --shared -c "$T/workbot.conf" >"$T/connect.out" 2>"$T/connect.err" & CPID=$!
 	login_shared
@@ -127,7 +62,6 @@ shared_daemon)
 	;;
 pages)
 	"$WORKBOT" run -c "$T/workbot.conf" 2>"$T/workbot.log" & WPID=$!
-	live() { curl -s "http://127.0.0.1:$LP/healthz" | grep -q '"sockets_live":[12]'; }
 	poll 100 live || bad "daemon not live"
 	code() { curl -s -o "$T/page" -D "$T/headers" -w '%{http_code}' "$@"; }
 	c=$(code "http://127.0.0.1:$LP/oauth/start/unknownid123")
